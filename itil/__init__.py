@@ -1,0 +1,1 @@
+"""The engine's composition: configuration, application service, web API, command line."""

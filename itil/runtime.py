@@ -1,0 +1,111 @@
+"""The composition root: builds the applications, broker clients, Faust app and web app."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+import mode
+from aiohttp import web
+
+from itil.application import ItilApplication
+from itil.config import Settings
+from itil.web import WebApi
+from projections.account_incidents import AccountIncidentsProjection
+from projections.db import Database
+from streams.relay import Relay
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Engine:
+    """Everything the engine's processes share, built from the settings; connects nothing yet."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.app = ItilApplication(env=settings.store_env)
+        self.db = Database.from_store_env(settings.store_env)
+        self.projection = AccountIncidentsProjection(self.db)
+        self.projection.create_tables()
+
+    def relay(self, bootstrap: str) -> Relay:
+        return Relay(
+            self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions
+        )
+
+    def web_app(self) -> web.Application:
+        return WebApi(self.app, self.projection, self.clock).build()
+
+    def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
+        from streams.worker import Applier, build_faust_app, kafka_partition_reader
+
+        applier = Applier(self.projection, kafka_partition_reader(bootstrap))
+        fapp = build_faust_app(
+            bootstrap=bootstrap,
+            group=self.settings.worker_group,
+            events_topic=self.settings.events_topic,
+            deadletter_topic=self.settings.deadletter_topic,
+            partitions=self.settings.events_partitions,
+            applier=applier,
+        )
+        return fapp, applier
+
+
+class ThreadService(mode.Service):
+    """Runs a blocking `run(stop_event)` loop in a thread for the life of the service."""
+
+    def __init__(self, name: str, run: Callable[[threading.Event], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._name = name
+        self._run = run
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    async def on_start(self) -> None:
+        self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name=self._name, daemon=True)
+        self._thread.start()
+
+    async def on_stop(self) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 15)
+
+
+class WebService(mode.Service):
+    """Serves the JSON API."""
+
+    def __init__(self, webapp: web.Application, host: str, port: int, banner: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.webapp = webapp
+        self.host = host
+        self.port = port
+        self.banner = banner
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        self._runner = web.AppRunner(self.webapp, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        print(f"ITIL engine: http://{self.host}:{self.port}/{self.banner}", file=sys.stdout, flush=True)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class StopFlag(mode.Service):
+    """Sets a flag when the worker stops, so blocking loops in threads can end."""
+
+    def __init__(self, flag: threading.Event, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.flag = flag
+
+    async def on_stop(self) -> None:
+        self.flag.set()

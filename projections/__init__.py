@@ -1,0 +1,1 @@
+"""Read models kept up to date from `itil.events`, each owning its tables and queries."""

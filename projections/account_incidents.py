@@ -1,0 +1,404 @@
+"""The account view of incidents: per account, open incidents; per incident, its detail and timeline.
+
+Exactly-once from an at-least-once stream: each partition's last applied position (and Kafka
+offset) is written in the same transaction as the rows it produced, so a redelivered or
+republished event is recognised and skipped. Each envelope names the position published before
+it on its partition, so a consumer that would skip an event it never saw notices the gap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from projections.db import POSTGRES, Database, Transaction
+
+log = logging.getLogger(__name__)
+
+NAME = "account_incidents"
+OPEN_STATUSES = ("new", "acknowledged", "assigned", "on_hold", "restored")
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS view_incidents (
+        incident_id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        title TEXT NOT NULL,
+        service TEXT,
+        ci TEXT,
+        channel TEXT NOT NULL,
+        reporter TEXT NOT NULL,
+        impact INTEGER NOT NULL,
+        urgency INTEGER NOT NULL,
+        priority INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        status_before_hold TEXT,
+        hold_reason TEXT,
+        assignment_group TEXT,
+        assignee TEXT,
+        logged_at TEXT NOT NULL,
+        acknowledged_at TEXT,
+        restored_at TEXT,
+        resolved_at TEXT,
+        resolution_code TEXT,
+        closed_at TEXT,
+        cancelled_at TEXT,
+        updated_at TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        position BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS view_incidents_account_status ON view_incidents (account, status)",
+    """CREATE TABLE IF NOT EXISTS view_incident_timeline (
+        incident_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        position BIGINT NOT NULL,
+        event_type TEXT NOT NULL,
+        occurred_at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        details TEXT NOT NULL,
+        PRIMARY KEY (incident_id, version)
+    )""",
+    """CREATE TABLE IF NOT EXISTS view_positions (
+        projection TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        partition_no INTEGER NOT NULL,
+        position BIGINT NOT NULL,
+        kafka_offset BIGINT NOT NULL,
+        PRIMARY KEY (projection, topic, partition_no)
+    )""",
+)
+
+_COLUMNS = (
+    "incident_id", "account", "title", "service", "ci", "channel", "reporter", "impact",
+    "urgency", "priority", "status", "status_before_hold", "hold_reason", "assignment_group",
+    "assignee", "logged_at", "acknowledged_at", "restored_at", "resolved_at", "resolution_code",
+    "closed_at", "cancelled_at", "updated_at", "version", "position",
+)  # fmt: skip
+_UPSERT = (
+    f"INSERT INTO view_incidents ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+    " ON CONFLICT (incident_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "incident_id")
+    + " WHERE view_incidents.version < excluded.version"
+)
+_DETAIL_EXTRAS = (
+    "account", "channel", "reporter", "impact", "urgency", "acknowledged_at", "resolved_at",
+    "resolution_code", "closed_at", "cancelled_at", "updated_at",
+)  # fmt: skip
+PRIORITY_NAMES = {1: "critical", 2: "high", 3: "medium", 4: "low"}
+
+
+class PartitionGap(Exception):
+    """The stream skipped events on a partition; they must be read again before going on."""
+
+    def __init__(self, topic: str, partition: int, applied: int, envelope: dict[str, Any]) -> None:
+        super().__init__(
+            f"{topic}[{partition}]: position {envelope['position']} follows"
+            f" {envelope['previous_position']}, but only {applied} was applied"
+        )
+        self.topic = topic
+        self.partition = partition
+        self.applied = applied
+        self.envelope = envelope
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One envelope as it came off the broker."""
+
+    topic: str
+    partition: int
+    offset: int
+    envelope: dict[str, Any]
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
+    """How one event reads in an incident's timeline."""
+    p = envelope["payload"]
+    kind = envelope["event_type"].split(".")[-1]
+    summaries: dict[str, Callable[[], str]] = {
+        "Logged": lambda: f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
+        f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})",
+        "Acknowledged": lambda: "Acknowledged",
+        "Assigned": lambda: f"Assigned to {p['group']}"
+        + (f" ({p['assignee']})" if p.get("assignee") else ""),
+        "PutOnHold": lambda: f"Put on hold: {p['reason'].replace('_', ' ')}"
+        + (f" ({p['note']})" if p.get("note") else ""),
+        "Resumed": lambda: "Resumed",
+        "ServiceRestored": lambda: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
+        "Resolved": lambda: f"Resolved ({p['code'].replace('_', ' ')})"
+        + (f": {p['notes']}" if p.get("notes") else ""),
+        "Reopened": lambda: f"Reopened: {p['reason']}",
+        "Closed": lambda: "Closed",
+        "Cancelled": lambda: f"Cancelled: {p['reason']}",
+    }
+    summary = summaries.get(kind, lambda: kind)()
+    return {
+        "version": envelope["aggregate_version"],
+        "position": envelope["position"],
+        "event_type": envelope["event_type"],
+        "occurred_at": _iso(envelope["occurred_at"]),
+        "actor": envelope["actor"],
+        "summary": summary,
+        "details": p,
+    }
+
+
+def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
+    """The incident's row after one event (the view's copy of the aggregate's rules)."""
+    p = e["payload"]
+    kind = e["event_type"].split(".")[-1]
+    at = _iso(e["occurred_at"])
+    if kind == "Logged":
+        row = {c: None for c in _COLUMNS}
+        row.update(
+            incident_id=str(e["aggregate_id"]), account=p["account"], title=p["title"],
+            service=p.get("service"), ci=p.get("ci"), channel=p["channel"],
+            reporter=p["reporter"], impact=p["impact"], urgency=p["urgency"],
+            priority=p["priority"], status="new", logged_at=at,
+        )  # fmt: skip
+    assert row is not None
+    row = dict(row)
+    if kind == "Acknowledged":
+        row["acknowledged_at"] = at
+        if row["status"] == "new":
+            row["status"] = "acknowledged"
+    elif kind == "Assigned":
+        row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
+        if row["status"] in ("new", "acknowledged"):
+            row["status"] = "assigned"
+        elif row["status"] == "on_hold" and row["status_before_hold"] in ("new", "acknowledged"):
+            row["status_before_hold"] = "assigned"
+    elif kind == "PutOnHold":
+        row["status_before_hold"], row["status"] = row["status"], "on_hold"
+        row["hold_reason"] = p["reason"]
+    elif kind == "Resumed":
+        row["status"] = row["status_before_hold"] or "acknowledged"
+        row["status_before_hold"] = row["hold_reason"] = None
+    elif kind == "ServiceRestored":
+        row["restored_at"], row["status"] = at, "restored"
+        row["status_before_hold"] = row["hold_reason"] = None
+    elif kind == "Resolved":
+        row["resolved_at"], row["resolution_code"], row["status"] = at, p["code"], "resolved"
+    elif kind == "Reopened":
+        row["restored_at"] = row["resolved_at"] = row["resolution_code"] = None
+        row["status"] = "assigned" if row["assignment_group"] else "acknowledged"
+    elif kind == "Closed":
+        row["closed_at"], row["status"] = at, "closed"
+    elif kind == "Cancelled":
+        row["cancelled_at"], row["status"] = at, "cancelled"
+    row["updated_at"] = at
+    row["version"] = e["aggregate_version"]
+    row["position"] = e["position"]
+    return row
+
+
+class AccountIncidentsProjection:
+    """Maintains the account view from `itil.events`; owns its tables and their queries."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as tx:
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    # -- writing ------------------------------------------------------------------
+
+    def positions(self, topic: str) -> dict[int, tuple[int, int]]:
+        """Per partition: (last applied position, its Kafka offset)."""
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT partition_no, position, kafka_offset FROM view_positions"
+                " WHERE projection = ? AND topic = ?",
+                (NAME, topic),
+            ).all()
+        return {r["partition_no"]: (r["position"], r["kafka_offset"]) for r in rows}
+
+    def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
+        """Apply a batch in one transaction; returns how many events changed the view.
+
+        Raises PartitionGap (after committing what came before the gap) when a delivery shows
+        that events were skipped on its partition; with `skip_gaps` (when re-reading a whole
+        partition) such deliveries are passed over instead.
+        """
+        applied = 0
+        gap: PartitionGap | None = None
+        with self.db.transaction() as tx:
+            self._lock_partitions(tx, {(d.topic, d.partition) for d in deliveries})
+            tracked = {
+                (r["topic"], r["partition_no"]): r["position"]
+                for r in tx.execute(
+                    "SELECT topic, partition_no, position FROM view_positions WHERE projection = ?",
+                    (NAME,),
+                ).all()
+            }
+            moved: dict[tuple[str, int], tuple[int, int]] = {}
+            rows: dict[str, dict[str, Any] | None] = {}
+            timeline: list[tuple[Any, ...]] = []
+            for d in deliveries:
+                key = (d.topic, d.partition)
+                last = tracked.get(key, 0)
+                e = d.envelope
+                if e["position"] <= last:
+                    continue  # already applied: a redelivery or a republish
+                previous = e["previous_position"]
+                if previous is not None and previous > last:
+                    if skip_gaps:
+                        continue
+                    gap = PartitionGap(d.topic, d.partition, last, e)
+                    break
+                if e["aggregate_type"] == "Incident" and self._apply_one(tx, rows, timeline, e):
+                    applied += 1
+                tracked[key] = e["position"]
+                moved[key] = (e["position"], d.offset)
+            tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for r in rows.values() if r])
+            tx.executemany(
+                "INSERT INTO view_incident_timeline (incident_id, version, position, event_type,"
+                " occurred_at, actor, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (incident_id, version) DO NOTHING",
+                timeline,
+            )
+            tx.executemany(
+                "INSERT INTO view_positions (projection, topic, partition_no, position, kafka_offset)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (projection, topic, partition_no)"
+                " DO UPDATE SET position = excluded.position, kafka_offset = excluded.kafka_offset",
+                [(NAME, t, p, pos, off) for (t, p), (pos, off) in moved.items()],
+            )
+        if gap is not None:
+            raise gap
+        return applied
+
+    def _lock_partitions(self, tx: Transaction, keys: set[tuple[str, int]]) -> None:
+        """Serialise appliers of the same partitions (a rebalance may briefly give one to two)."""
+        if tx.dialect != POSTGRES or not keys:
+            return  # SQLite's BEGIN IMMEDIATE already serialises writers
+        tx.executemany(
+            "INSERT INTO view_positions (projection, topic, partition_no, position, kafka_offset)"
+            " VALUES (?, ?, ?, 0, -1) ON CONFLICT DO NOTHING",
+            [(NAME, t, p) for t, p in sorted(keys)],
+        )
+        for t, p in sorted(keys):
+            tx.execute(
+                "SELECT position FROM view_positions WHERE projection = ? AND topic = ?"
+                " AND partition_no = ? FOR UPDATE",
+                (NAME, t, p),
+            )
+
+    def _apply_one(
+        self,
+        tx: Transaction,
+        rows: dict[str, dict[str, Any] | None],
+        timeline: list[tuple[Any, ...]],
+        e: dict[str, Any],
+    ) -> bool:
+        incident_id = str(e["aggregate_id"])
+        if incident_id not in rows:
+            rows[incident_id] = tx.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM view_incidents WHERE incident_id = ?",
+                (incident_id,),
+            ).one()
+        row = rows[incident_id]
+        have = row["version"] if row else 0
+        version = e["aggregate_version"]
+        if version <= have:
+            return False
+        if version != have + 1:
+            # Cannot happen while partitions are read in order; never guess, log loudly.
+            log.error("incident %s: version %s follows %s; event not applied", incident_id, version, have)
+            return False
+        rows[incident_id] = _apply(row, e)
+        entry = timeline_entry(e)
+        timeline.append(
+            (
+                incident_id, entry["version"], entry["position"], entry["event_type"],
+                entry["occurred_at"], entry["actor"], entry["summary"],
+                json.dumps(entry["details"], sort_keys=True),
+            )
+        )  # fmt: skip
+        return True
+
+    # -- reading ------------------------------------------------------------------
+
+    def account_incidents(
+        self, account: str, now: datetime, include_closed: bool = False
+    ) -> dict[str, Any]:
+        """One account's incidents: open ones first by priority, with age and assignee."""
+        sql = "SELECT * FROM view_incidents WHERE account = ?"
+        params: list[Any] = [account]
+        if not include_closed:
+            sql += f" AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
+            params += OPEN_STATUSES
+        sql += " ORDER BY priority, logged_at, incident_id"
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(sql, params).all()
+            counts = tx.execute(
+                "SELECT status, priority, COUNT(*) AS n FROM view_incidents WHERE account = ?"
+                " GROUP BY status, priority",
+                (account,),
+            ).all()
+        by_status: dict[str, int] = {}
+        open_by_priority: dict[str, int] = {}
+        for c in counts:
+            by_status[c["status"]] = by_status.get(c["status"], 0) + c["n"]
+            if c["status"] in OPEN_STATUSES:
+                key = f"P{c['priority']}"
+                open_by_priority[key] = open_by_priority.get(key, 0) + c["n"]
+        return {
+            "account": account,
+            "as_of": now.isoformat(),
+            "incidents": [_listing(r, now) for r in rows],
+            "open_by_priority": open_by_priority,
+            "by_status": by_status,
+        }
+
+    def incident_detail(self, incident_id: str, now: datetime) -> dict[str, Any] | None:
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute("SELECT * FROM view_incidents WHERE incident_id = ?", (incident_id,)).one()
+            if row is None:
+                return None
+            entries = tx.execute(
+                "SELECT version, position, event_type, occurred_at, actor, summary, details"
+                " FROM view_incident_timeline WHERE incident_id = ? ORDER BY version",
+                (incident_id,),
+            ).all()
+        detail = _listing(row, now)
+        for extra in _DETAIL_EXTRAS:
+            detail[extra] = row[extra]
+        detail["timeline"] = [dict(e, details=json.loads(e["details"])) for e in entries]
+        return detail
+
+    def account_of(self, incident_id: str) -> str | None:
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute("SELECT account FROM view_incidents WHERE incident_id = ?", (incident_id,)).one()
+        return None if row is None else str(row["account"])
+
+
+def _listing(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    logged = datetime.fromisoformat(row["logged_at"])
+    end = row["closed_at"] or row["cancelled_at"] or row["resolved_at"]
+    age_until = datetime.fromisoformat(end) if end else now
+    return {
+        "id": row["incident_id"],
+        "title": row["title"],
+        "priority": f"P{row['priority']}",
+        "priority_name": PRIORITY_NAMES.get(row["priority"], ""),
+        "status": row["status"],
+        "hold_reason": row["hold_reason"],
+        "age_seconds": max(0, int((age_until - logged).total_seconds())),
+        "assignment_group": row["assignment_group"],
+        "assignee": row["assignee"],
+        "service": row["service"],
+        "ci": row["ci"],
+        "logged_at": row["logged_at"],
+        "restored_at": row["restored_at"],
+        "version": row["version"],
+    }

@@ -1,0 +1,91 @@
+"""The public envelope of every event published on `itil.events` (a versioned contract)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import DomainEventProtocol
+from marshmallow import Schema, fields, validate
+
+ENVELOPE_VERSION = 1
+EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:itil-engine:event")
+
+_HEADER_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at", "originator_topic"}
+
+
+class EventEnvelopeSchema(Schema):
+    """One stored domain event as published to Kafka, keyed by `aggregate_id`."""
+
+    envelope_version = fields.Integer(required=True, validate=validate.Equal(ENVELOPE_VERSION))
+    event_id = fields.UUID(required=True, metadata={"description": "stable: uuid5 of aggregate and version"})
+    event_type = fields.String(required=True, metadata={"example": "Incident.Logged"})
+    aggregate_type = fields.String(required=True, metadata={"example": "Incident"})
+    aggregate_id = fields.UUID(required=True)
+    aggregate_version = fields.Integer(required=True, validate=validate.Range(min=1))
+    position = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1),
+        metadata={"description": "global position in the event store's notification log"},
+    )
+    previous_position = fields.Integer(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "position of the event published just before this one on the same"
+            " partition, or null for the first: lets a consumer prove it missed nothing"
+        },
+    )
+    occurred_at = fields.AwareDateTime(required=True, metadata={"description": "business instant"})
+    recorded_at = fields.AwareDateTime(required=True, metadata={"description": "store instant"})
+    actor = fields.String(required=True)
+    payload = fields.Dict(keys=fields.String(), required=True)
+
+
+ENVELOPE_SCHEMA = EventEnvelopeSchema()
+
+
+def event_id(aggregate_id: UUID, version: int) -> UUID:
+    return uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+def envelope_of(
+    event: DomainEventProtocol[UUID], position: int | None, previous_position: int | None = None
+) -> dict[str, Any]:
+    """The envelope (as JSON-ready values) of a domain event stored at `position`."""
+    attributes = event.__dict__
+    qualname = type(event).__qualname__
+    return {
+        "envelope_version": ENVELOPE_VERSION,
+        "event_id": str(event_id(event.originator_id, event.originator_version)),
+        "event_type": qualname,
+        "aggregate_type": qualname.split(".")[0],
+        "aggregate_id": str(event.originator_id),
+        "aggregate_version": event.originator_version,
+        "position": position,
+        "previous_position": previous_position,
+        "occurred_at": attributes["at"].isoformat(),
+        "recorded_at": event.timestamp.isoformat(),
+        "actor": attributes["actor"],
+        "payload": {k: _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS},
+    }
+
+
+def encode(envelope: dict[str, Any]) -> bytes:
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """Parse and validate one message; raises ValueError or marshmallow's ValidationError."""
+    loaded: dict[str, Any] = ENVELOPE_SCHEMA.load(json.loads(data))
+    return loaded

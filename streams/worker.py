@@ -1,0 +1,145 @@
+"""The Faust worker: consumes `itil.events` and keeps the projections up to date.
+
+Agents stay thin: decode with the envelope schema, hand batches to the projection, send what
+cannot be decoded to the dead-letter topic with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import faust
+from kafka import KafkaConsumer, TopicPartition
+from marshmallow import ValidationError
+
+from projections.account_incidents import AccountIncidentsProjection, Delivery, PartitionGap
+from streams.envelope import decode
+
+log = logging.getLogger(__name__)
+
+PartitionReader = Callable[[str, int], list[Delivery]]
+
+
+def kafka_partition_reader(bootstrap: str) -> PartitionReader:
+    """Reads a whole partition from its beginning, to fill a gap the stream left."""
+
+    def read(topic: str, partition: int) -> list[Delivery]:
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="itil-gap-reader"
+        )
+        try:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            consumer.seek_to_beginning(tp)
+            end = consumer.end_offsets([tp])[tp]
+            found: list[Delivery] = []
+            while consumer.position(tp) < end:
+                for records in consumer.poll(timeout_ms=1000).values():
+                    for record in records:
+                        try:
+                            found.append(Delivery(topic, partition, record.offset, decode(record.value)))
+                        except (ValueError, ValidationError):
+                            continue  # the stream sends it to dead letters
+            return found
+        finally:
+            consumer.close()
+
+    return read
+
+
+class Applier:
+    """Applies batches to the projection, filling partition gaps from the broker."""
+
+    def __init__(self, projection: AccountIncidentsProjection, read_partition: PartitionReader) -> None:
+        self.projection = projection
+        self.read_partition = read_partition
+        self.stopping = threading.Event()
+
+    def apply(self, deliveries: Sequence[Delivery]) -> int:
+        applied = 0
+        while not self.stopping.is_set():
+            try:
+                return applied + self.projection.apply(deliveries)
+            except PartitionGap as gap:
+                log.warning("%s; reading the partition again", gap)
+                applied += self.projection.apply(
+                    self.read_partition(gap.topic, gap.partition), skip_gaps=True
+                )
+                if self.projection.positions(gap.topic).get(gap.partition, (0, 0))[0] < (
+                    gap.envelope["previous_position"] or 0
+                ):
+                    self.stopping.wait(1.0)  # the relay has not republished the missing events yet
+        return applied
+
+
+def dead_letter(message: Any, reason: str) -> bytes:
+    """A dead letter: the original bytes, where they came from, and why they were refused."""
+    return json.dumps(
+        {
+            "reason": reason,
+            "source": {"topic": message.topic, "partition": message.partition, "offset": message.offset},
+            "key_base64": base64.b64encode(message.key).decode() if message.key else None,
+            "value_base64": base64.b64encode(message.value or b"").decode(),
+            "dead_lettered_at": datetime.now(timezone.utc).isoformat(),
+        },
+        sort_keys=True,
+    ).encode()
+
+
+def build_faust_app(
+    *,
+    bootstrap: str,
+    group: str,
+    events_topic: str,
+    deadletter_topic: str,
+    partitions: int,
+    applier: Applier,
+) -> faust.App:
+    """The worker's Faust app, tuned for quick group joins on a single small broker."""
+    app = faust.App(
+        group,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=10.0,
+        broker_commit_interval=1.0,
+        stream_wait_empty=False,
+        producer_acks=-1,
+    )
+    events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(events, name="account-view")
+    async def account_view(stream: faust.StreamT[bytes]) -> None:
+        async for batch in stream.take_events(1000, within=0.05):
+            deliveries = []
+            for event in batch:
+                message = event.message
+                try:
+                    envelope = decode(message.value)
+                except (ValueError, ValidationError) as error:
+                    reason = f"not a valid itil.events envelope: {error}"
+                    log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition, message.offset, reason)
+                    await dead_letters.send(key=message.key, value=dead_letter(message, reason))
+                    continue
+                deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
+            if deliveries:
+                await asyncio.to_thread(applier.apply, deliveries)
+
+    @app.task
+    async def announce() -> None:
+        log.info("worker %s consuming %s", group, events_topic)
+
+    return app
