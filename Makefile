@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint setup clean
 
 $(STAMP): pyproject.toml
+	@test -x /usr/bin/kcat || (apt-get install -y -q kcat >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null)) || echo "kcat not installed (optional)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	install -m 755 scripts/kcat $(VENV)/bin/kcat
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -17,7 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/itil up
 
 test: $(STAMP)
-	@command -v kcat >/dev/null || (apt-get install -y -q kcat >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q kcat >/dev/null))
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -41,7 +41,7 @@ def cmd_up(args: argparse.Namespace) -> None:
         engine = Engine(settings)
         fapp, applier = engine.faust_app(bootstrap)
         relay = engine.relay(bootstrap)
-        banner = f"  (Kafka: {bootstrap}, topic {settings.events_topic})"
+        banner = f"  (Kafka: {bootstrap}; see the events: kcat -b {bootstrap} -t {settings.events_topic} -C)"
         worker = faust.Worker(
             fapp,
             ThreadService("relay", relay.run),
