@@ -35,7 +35,7 @@ def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def sqlite_env(path: Path) -> dict[str, str]:
+def store_env_at(path: Path) -> dict[str, str]:
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)}
     # the application's name prefixes its settings; set those too so a stray ITIL_* variable
     # in the environment cannot send the tests to another store
@@ -49,7 +49,7 @@ def db_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def app(db_path: Path) -> Iterator[ItilApplication]:
-    application = ItilApplication(env=sqlite_env(db_path))
+    application = ItilApplication(env=store_env_at(db_path))
     yield application
     application.close()
 
@@ -105,12 +105,12 @@ def test_logging_then_working_an_incident_stores_every_step(app: ItilApplication
 
 
 def test_a_new_application_on_the_same_store_sees_the_stored_incident(db_path: Path) -> None:
-    first = ItilApplication(env=sqlite_env(db_path))
+    first = ItilApplication(env=store_env_at(db_path))
     first.handle(log_incident())
     first.handle(AssignIncident(INCIDENT_ID, group="N2 network", actor="hotline-n1", at=at(1)))
     first.close()
 
-    second = ItilApplication(env=sqlite_env(db_path))
+    second = ItilApplication(env=store_env_at(db_path))
     try:
         incident = second.get_incident(INCIDENT_ID)
         assert (incident.status, incident.assignment_group, incident.version) == (ASSIGNED, "N2 network", 2)
@@ -185,12 +185,12 @@ def test_the_same_logging_handled_twice_stores_one_incident(app: ItilApplication
 
 
 def test_a_logging_redelivered_after_a_restart_stores_one_incident(db_path: Path) -> None:
-    first = ItilApplication(env=sqlite_env(db_path))
+    first = ItilApplication(env=store_env_at(db_path))
     first.handle(log_incident())
     first.handle(AcknowledgeIncident(INCIDENT_ID, actor="hotline-n1", at=at(1)))
     first.close()
 
-    second = ItilApplication(env=sqlite_env(db_path))
+    second = ItilApplication(env=store_env_at(db_path))
     try:
         incident = second.handle(log_incident())
         assert (incident.version, incident.status) == (2, "acknowledged")

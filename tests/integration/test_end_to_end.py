@@ -1,0 +1,152 @@
+"""`itil up` on a fresh data directory: open an incident over HTTP, see it in the account view."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from streams.broker import free_port
+from tests.conftest import ROOT, EngineProcess, wait_for
+from tests.integration.http import call
+
+pytestmark = pytest.mark.integration
+
+
+def start_engine(spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]) -> tuple[str, str]:
+    port = free_port()
+    engine = spawn("up", env={**store_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
+    engine.wait_output("ITIL engine: http://", timeout=60)
+    match = re.search(r"Kafka: ([0-9.]+:\d+)", engine.output())
+    assert match, engine.output()
+    return f"http://127.0.0.1:{port}", match.group(1)
+
+
+def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
+    spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]
+) -> None:
+    base, bootstrap = start_engine(spawn, tmp_path, store_env)
+
+    status, created = call("POST", f"{base}/api/incidents", {
+        "account": "resto-chain", "ci": "tpe-0042", "title": "Payment terminal offline",
+        "impact": 2, "urgency": 1, "channel": "extranet", "reporter": "manager@resto",
+    }, actor="hotline-n1")  # fmt: skip
+    assert status == 201, created
+    incident = created["id"]
+    assert created["priority"] == 2 and created["status"] == "new"
+    for command, body in [
+        ("acknowledge", {}),
+        ("assign", {"group": "field technicians", "assignee": "tech-07"}),
+        ("hold", {"reason": "awaiting_supplier", "note": "new terminal shipped"}),
+        ("resume", {}),
+        ("restore", {"note": "terminal swapped"}),
+    ]:
+        status, body = call("POST", f"{base}/api/incidents/{incident}/{command}", body, actor="tech-07")
+        assert status == 200, (command, body)
+
+    # a second incident on the same account, still open
+    status, other = call("POST", f"{base}/api/incidents", {
+        "account": "resto-chain", "service": "extranet", "title": "Extranet slow",
+        "impact": 3, "urgency": 3, "channel": "email",
+    }, actor="hotline-n1")  # fmt: skip
+    assert status == 201
+
+    def view_has_both() -> dict | None:
+        status, view = call("GET", f"{base}/api/accounts/resto-chain/incidents")
+        ids = [i["id"] for i in view["incidents"]]
+        return view if status == 200 and incident in ids and other["id"] in ids else None
+
+    view = wait_for(view_has_both, 60, what="both incidents in the account view")
+    first = next(i for i in view["incidents"] if i["id"] == incident)
+    assert (first["status"], first["priority"], first["assignee"]) == ("restored", "P2", "tech-07")
+    assert view["incidents"][0]["id"] == incident  # P2 before P4
+    assert view["open_by_priority"] == {"P2": 1, "P4": 1}
+
+    detail = wait_for(
+        lambda: (d := call("GET", f"{base}/api/accounts/resto-chain/incidents/{incident}")[1])
+        and len(d.get("timeline", [])) == 6 and d,
+        30, what="whole timeline",
+    )  # fmt: skip
+    assert [e["event_type"].split(".")[1] for e in detail["timeline"]] == [
+        "Logged", "Acknowledged", "Assigned", "PutOnHold", "Resumed", "ServiceRestored",
+    ]  # fmt: skip
+    assert detail["timeline"][3]["summary"] == "Put on hold: awaiting supplier (new terminal shipped)"
+    assert detail["timeline"][2]["actor"] == "tech-07"
+
+    status, story = call("GET", f"{base}/api/incidents/{incident}")
+    assert status == 200 and story["status"] == "restored" and len(story["timeline"]) == 6
+
+    # resolve and close: it leaves the open list
+    assert call("POST", f"{base}/api/incidents/{incident}/resolve", {"code": "fixed"})[0] == 200
+    assert call("POST", f"{base}/api/incidents/{incident}/close", {})[0] == 200
+
+    def status_of_all() -> dict[str, str]:
+        everything = call("GET", f"{base}/api/accounts/resto-chain/incidents?include=all")[1]
+        return {i["id"]: i["status"] for i in everything["incidents"]}
+
+    wait_for(lambda: status_of_all()[incident] == "closed", 30, what="incident closed in the view")
+    open_ids = [i["id"] for i in call("GET", f"{base}/api/accounts/resto-chain/incidents")[1]["incidents"]]
+    assert open_ids == [other["id"]]
+
+    # the events are on Kafka for any client: kcat (librdkafka) and kafka-python
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/kcat"), "-b", bootstrap, "-t", "itil.events", "-C", "-e", "-q", "-f", "%k %s\n"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    mine = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)]
+    assert [e["aggregate_version"] for e in mine] == list(range(1, 9))
+
+
+def test_bad_requests_get_clear_json_errors(
+    spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
+) -> None:
+    base, bootstrap = start_engine(spawn, tmp_path, sqlite_env)
+    good = {"account": "acme", "ci": "fw-1", "title": "VPN down", "impact": 1, "urgency": 1, "channel": "phone"}
+
+    status, body = call("POST", f"{base}/api/incidents", raw=b"{not json")
+    assert status == 400 and "not valid JSON" in body["error"]
+    status, body = call("POST", f"{base}/api/incidents", {**good, "impact": 7, "channel": "fax"})
+    assert status == 422 and set(body["fields"]) == {"impact", "channel"}
+    status, body = call("POST", f"{base}/api/incidents", {**good, "ci": None, "service": None})
+    assert status == 422 and "service or the CI" in body["error"]
+    status, body = call("POST", f"{base}/api/incidents", good, actor=None)
+    assert status == 422 and "X-Actor" in body["error"]
+    status, body = call("GET", f"{base}/api/incidents/not-a-uuid")
+    assert status == 404 and "error" in body
+    status, body = call("GET", f"{base}/api/incidents/9b2f5f8e-1111-4c5e-9a59-3d5b8c1f0a11")
+    assert status == 404 and "no incident" in body["error"]
+
+    status, created = call("POST", f"{base}/api/incidents", good)
+    assert status == 201
+    incident = created["id"]
+    status, body = call("POST", f"{base}/api/incidents/{incident}/close", {})
+    assert status == 409 and "only a resolved incident can be closed" in body["error"]
+    status, body = call("POST", f"{base}/api/incidents/{incident}/teleport", {})
+    assert status == 404 and "unknown command" in body["error"]
+    status, body = call("POST", f"{base}/api/incidents/{incident}/hold", {"reason": "lunch"})
+    assert status == 422 and "reason" in body["fields"]
+    status, body = call("POST", f"{base}/api/incidents/{incident}/acknowledge", {"at": "2099-01-01T00:00:00+00:00"})
+    assert status == 422 and "future" in body["error"]
+    status, body = call("GET", f"{base}/api/incidents/{incident}")
+    assert body["version"] == 1  # nothing refused was stored
+
+    # a poison message on itil.events goes to the dead letters; the worker keeps going
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    producer.send("itil.events", key=b"junk", value=b"\xff not an envelope", partition=0).get(timeout=10)
+    producer.close()
+    consumer = KafkaConsumer("itil.deadletter", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=1000)  # fmt: skip
+    letters: list = []
+    wait_for(lambda: letters.extend(json.loads(m.value) for m in consumer) or letters, 60, what="dead letter")
+    consumer.close()
+    assert letters[0]["source"]["topic"] == "itil.events" and "not a valid" in letters[0]["reason"]
+    status, created = call("POST", f"{base}/api/incidents", {**good, "title": "after the poison"})
+    wait_for(
+        lambda: any(i["title"] == "after the poison" for i in call("GET", f"{base}/api/accounts/acme/incidents")[1]["incidents"]),
+        60, what="incident after the poison message",
+    )  # fmt: skip
