@@ -204,8 +204,7 @@ class Incident(Aggregate):
         assignee = assignee.strip() if isinstance(assignee, str) and assignee.strip() else None
         if (group, assignee) == (self.assignment_group, self.assignee):
             raise IllegalTransition(
-                f"cannot assign incident {self.id}: it is already assigned to"
-                f" {self._assignment_text()}"
+                f"cannot assign incident {self.id}: it is already assigned to {self._assignment_text()}"
             )
         self._assigned(group=group, assignee=assignee, actor=actor, at=at)
 
@@ -264,6 +263,10 @@ class Incident(Aggregate):
     def cancel(self, *, reason: str, actor: str, at: datetime) -> None:
         """Cancel an incident logged by mistake or as a duplicate, before service was restored."""
         self._check("cancel", actor, at)
+        if self.restored_at is not None and self.status in OPEN_STATUSES:
+            raise IllegalTransition(
+                f"cannot cancel incident {self.id}: service was restored, resolve it instead"
+            )
         self._refuse_unless("cancel", (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD))
         self._cancelled(reason=_required("reason", reason), actor=actor, at=at)
 
@@ -308,6 +311,8 @@ class Incident(Aggregate):
         self.acknowledged_at = at
         if self.status == NEW:
             self.status = ACKNOWLEDGED
+        elif self.status == ON_HOLD and self.status_before_hold == NEW:
+            self.status_before_hold = ACKNOWLEDGED
 
     @event(Assigned)
     def _assigned(self, group: str, assignee: str | None, actor: str, at: datetime) -> None:
@@ -347,6 +352,8 @@ class Incident(Aggregate):
         self.resolved_at = at
         self.resolution_code = code
         self.status = RESOLVED
+        self.status_before_hold = None
+        self.hold_reason = None
 
     @event(Reopened)
     def _reopened(self, reason: str, actor: str, at: datetime) -> None:
@@ -354,7 +361,7 @@ class Incident(Aggregate):
         self.restored_at = None
         self.resolved_at = None
         self.resolution_code = None
-        self.status = ASSIGNED if self.assignment_group else ACKNOWLEDGED
+        self.status = ASSIGNED if self.assignment_group else ACKNOWLEDGED if self.acknowledged_at else NEW
 
     @event(Closed)
     def _closed(self, actor: str, at: datetime) -> None:
@@ -367,6 +374,8 @@ class Incident(Aggregate):
         self._stamp(at)
         self.cancelled_at = at
         self.status = CANCELLED
+        self.status_before_hold = None
+        self.hold_reason = None
 
     def summary(self) -> dict[str, Any]:
         """The incident's current state as plain values."""

@@ -25,8 +25,6 @@ def check_level(name: str, value: object) -> int:
     return value
 
 
-def priority_of(
-    impact: int, urgency: int, matrix: Mapping[tuple[int, int], int] = DEFAULT_MATRIX
-) -> int:
+def priority_of(impact: int, urgency: int, matrix: Mapping[tuple[int, int], int] = DEFAULT_MATRIX) -> int:
     """The priority (1 critical .. 4 low) of an incident with this impact and urgency."""
     return matrix[(check_level("impact", impact), check_level("urgency", urgency))]

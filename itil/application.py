@@ -125,9 +125,7 @@ IncidentCommand = (
 
 _INCIDENT_METHODS: Mapping[type, Callable[[Incident, Any], None]] = {
     AcknowledgeIncident: lambda i, c: i.acknowledge(actor=c.actor, at=c.at),
-    AssignIncident: lambda i, c: i.assign(
-        group=c.group, assignee=c.assignee, actor=c.actor, at=c.at
-    ),
+    AssignIncident: lambda i, c: i.assign(group=c.group, assignee=c.assignee, actor=c.actor, at=c.at),
     HoldIncident: lambda i, c: i.hold(reason=c.reason, note=c.note, actor=c.actor, at=c.at),
     ResumeIncident: lambda i, c: i.resume(actor=c.actor, at=c.at),
     RestoreService: lambda i, c: i.restore(note=c.note, actor=c.actor, at=c.at),
@@ -214,7 +212,7 @@ class ItilApplication(Application[UUID]):
 
     def _find(self, incident_id: UUID) -> Incident | None:
         try:
-            aggregate = self.repository.get(incident_id)
+            aggregate: Any = self.repository.get(incident_id)
         except AggregateNotFoundError:
             return None
         if not isinstance(aggregate, Incident):

@@ -69,7 +69,9 @@ class ThreadService(mode.Service):
         self._thread: threading.Thread | None = None
 
     async def on_start(self) -> None:
-        self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name=self._name, daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(self._stop_event,), name=self._name, daemon=True
+        )
         self._thread.start()
 
     async def on_stop(self) -> None:
@@ -81,7 +83,9 @@ class ThreadService(mode.Service):
 class WebService(mode.Service):
     """Serves the JSON API."""
 
-    def __init__(self, webapp: web.Application, host: str, port: int, banner: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self, webapp: web.Application, host: str, port: int, banner: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.webapp = webapp
         self.host = host

@@ -176,9 +176,13 @@ ROUTES = (
     Route("GET", "/api/health", "health", "public", "none"),
     Route("POST", "/api/incidents", "log_incident", "incident.log", "body"),
     Route("GET", "/api/incidents/{incident_id}", "get_incident", "incident.read", "incident"),
-    Route("POST", "/api/incidents/{incident_id}/{command}", "incident_command", "incident.update", "incident"),
+    Route(
+        "POST", "/api/incidents/{incident_id}/{command}", "incident_command", "incident.update", "incident"
+    ),
     Route("GET", "/api/accounts/{account}/incidents", "account_incidents", "account.read", "path"),
-    Route("GET", "/api/accounts/{account}/incidents/{incident_id}", "account_incident", "account.read", "path"),
+    Route(
+        "GET", "/api/accounts/{account}/incidents/{incident_id}", "account_incident", "account.read", "path"
+    ),
 )
 
 
@@ -348,7 +352,8 @@ code{background:#f3f3f3;padding:0 .2rem}</style></head>
 <table id="view"></table>
 <h2>API</h2><ul>
 <li><code>POST /api/incidents</code> (header <code>X-Actor</code>) &rarr; 201 with the id</li>
-<li><code>POST /api/incidents/{id}/{acknowledge|assign|hold|resume|restore|resolve|reopen|close|cancel}</code></li>
+<li><code>POST /api/incidents/{id}/{command}</code>: acknowledge, assign, hold, resume, restore,
+resolve, reopen, close, cancel</li>
 <li><code>GET /api/incidents/{id}</code>, <code>GET /api/accounts/{account}/incidents</code>,
 <code>GET /api/accounts/{account}/incidents/{id}</code></li></ul>
 <script>

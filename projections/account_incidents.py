@@ -124,17 +124,22 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
     p = envelope["payload"]
     kind = envelope["event_type"].split(".")[-1]
     summaries: dict[str, Callable[[], str]] = {
-        "Logged": lambda: f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
-        f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})",
+        "Logged": lambda: (
+            f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
+            f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
+        ),
         "Acknowledged": lambda: "Acknowledged",
-        "Assigned": lambda: f"Assigned to {p['group']}"
-        + (f" ({p['assignee']})" if p.get("assignee") else ""),
-        "PutOnHold": lambda: f"Put on hold: {p['reason'].replace('_', ' ')}"
-        + (f" ({p['note']})" if p.get("note") else ""),
+        "Assigned": lambda: (
+            f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else "")
+        ),
+        "PutOnHold": lambda: (
+            f"Put on hold: {p['reason'].replace('_', ' ')}" + (f" ({p['note']})" if p.get("note") else "")
+        ),
         "Resumed": lambda: "Resumed",
         "ServiceRestored": lambda: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
-        "Resolved": lambda: f"Resolved ({p['code'].replace('_', ' ')})"
-        + (f": {p['notes']}" if p.get("notes") else ""),
+        "Resolved": lambda: (
+            f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else "")
+        ),
         "Reopened": lambda: f"Reopened: {p['reason']}",
         "Closed": lambda: "Closed",
         "Cancelled": lambda: f"Cancelled: {p['reason']}",
@@ -170,6 +175,8 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
         row["acknowledged_at"] = at
         if row["status"] == "new":
             row["status"] = "acknowledged"
+        elif row["status"] == "on_hold" and row["status_before_hold"] == "new":
+            row["status_before_hold"] = "acknowledged"
     elif kind == "Assigned":
         row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
         if row["status"] in ("new", "acknowledged"):
@@ -187,13 +194,17 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
         row["status_before_hold"] = row["hold_reason"] = None
     elif kind == "Resolved":
         row["resolved_at"], row["resolution_code"], row["status"] = at, p["code"], "resolved"
+        row["status_before_hold"] = row["hold_reason"] = None
     elif kind == "Reopened":
         row["restored_at"] = row["resolved_at"] = row["resolution_code"] = None
-        row["status"] = "assigned" if row["assignment_group"] else "acknowledged"
+        row["status"] = (
+            "assigned" if row["assignment_group"] else "acknowledged" if row["acknowledged_at"] else "new"
+        )
     elif kind == "Closed":
         row["closed_at"], row["status"] = at, "closed"
     elif kind == "Cancelled":
         row["cancelled_at"], row["status"] = at, "cancelled"
+        row["status_before_hold"] = row["hold_reason"] = None
     row["updated_at"] = at
     row["version"] = e["aggregate_version"]
     row["position"] = e["position"]
@@ -328,9 +339,7 @@ class AccountIncidentsProjection:
 
     # -- reading ------------------------------------------------------------------
 
-    def account_incidents(
-        self, account: str, now: datetime, include_closed: bool = False
-    ) -> dict[str, Any]:
+    def account_incidents(self, account: str, now: datetime, include_closed: bool = False) -> dict[str, Any]:
         """One account's incidents: open ones first by priority, with age and assignee."""
         sql = "SELECT * FROM view_incidents WHERE account = ?"
         params: list[Any] = [account]

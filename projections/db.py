@@ -8,17 +8,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
-
-
-class Cursor(Protocol):
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any: ...
-    def fetchone(self) -> Any: ...
-    def fetchall(self) -> list[Any]: ...
 
 
 class Transaction:
@@ -76,12 +69,16 @@ class Database:
             if not path or path == ":memory:" or path.startswith("file::memory:"):
                 raise ValueError("the SQLite store must be a file shared by the engine's processes")
             return cls(SQLITE, {"path": path})
-        raise ValueError(f"unsupported PERSISTENCE_MODULE {module!r}: use eventsourcing.sqlite or eventsourcing.postgres")
+        raise ValueError(
+            f"unsupported PERSISTENCE_MODULE {module!r}: use eventsourcing.sqlite or eventsourcing.postgres"
+        )
 
     def _connect(self) -> Any:
         if self.dialect == SQLITE:
             Path(self.params["path"]).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.params["path"], timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.params["path"], timeout=30, isolation_level=None, check_same_thread=False
+            )
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -90,18 +87,18 @@ class Database:
         from psycopg.rows import dict_row
 
         p = self.params
-        conn = psycopg.connect(
+        pg: Any = psycopg.connect(
             dbname=p["dbname"], host=p["host"], port=p["port"], user=p["user"],
             password=p["password"] or None, row_factory=dict_row, autocommit=False,
         )  # fmt: skip
         if p.get("schema"):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p["schema"]):
                 raise ValueError(f"invalid POSTGRES_SCHEMA {p['schema']!r}")
-            with conn.cursor() as cur:
+            with pg.cursor() as cur:
                 cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{p["schema"]}"')
                 cur.execute(f'SET search_path TO "{p["schema"]}"')
-            conn.commit()
-        return conn
+            pg.commit()
+        return pg
 
     def _connection(self) -> Any:
         conn = getattr(self._local, "conn", None)

@@ -75,7 +75,7 @@ def envelope_of(
         "position": position,
         "previous_position": previous_position,
         "occurred_at": attributes["at"].isoformat(),
-        "recorded_at": event.timestamp.isoformat(),
+        "recorded_at": attributes["timestamp"].isoformat(),
         "actor": attributes["actor"],
         "payload": {k: _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS},
     }

@@ -186,12 +186,12 @@ class Relay:
         self._partitions = len(partitions) if partitions else self.wanted_partitions
 
     def disconnect(self) -> None:
-        for client in (self._producer, self._offsets):
-            if client is not None:
-                try:
-                    client.close(timeout=2) if client is self._producer else client.close()
-                except Exception:  # closing a broken client must not hide the original error
-                    log.debug("closing kafka client failed", exc_info=True)
+        closers = [c for c in (self._producer, self._offsets) if c is not None]
+        for client in closers:
+            try:
+                client.close(timeout=2) if isinstance(client, KafkaProducer) else client.close()
+            except Exception:  # closing a broken client must not hide the original error
+                log.debug("closing kafka client failed", exc_info=True)
         self._producer = self._offsets = None
 
     def broker_lost_data(self, state: RelayState) -> bool:
@@ -201,7 +201,9 @@ class Relay:
         assert self._offsets is not None
         tps = [TopicPartition(self.topic, p) for p in state.ends]
         ends = self._offsets.end_offsets(tps)
-        return any(ends.get(tp, 0) < state.ends[tp.partition] for tp in tps)
+        if any(tp not in ends for tp in tps):
+            return False  # no answer is not an answer: decide when the broker replies
+        return any(ends[tp] < state.ends[tp.partition] for tp in tps)
 
     # -- publishing -----------------------------------------------------------------
 
@@ -250,7 +252,10 @@ class Relay:
                     if time.monotonic() - last_check > 1.0:
                         last_check = time.monotonic()
                         if self.broker_lost_data(state):
-                            log.warning("%s lost events the relay had published; republishing from the store", self.topic)
+                            log.warning(
+                                "%s lost events the relay had published; republishing from the store",
+                                self.topic,
+                            )
                             state = RelayState()
                             self.save_state(state)
                     before = state.position

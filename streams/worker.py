@@ -122,7 +122,7 @@ def build_faust_app(
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
     @app.agent(events, name="account-view")
-    async def account_view(stream: faust.StreamT[bytes]) -> None:
+    async def account_view(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.05):
             deliveries = []
             for event in batch:
@@ -131,7 +131,13 @@ def build_faust_app(
                     envelope = decode(message.value)
                 except (ValueError, ValidationError) as error:
                     reason = f"not a valid itil.events envelope: {error}"
-                    log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition, message.offset, reason)
+                    log.warning(
+                        "%s[%s]@%s dead-lettered: %s",
+                        message.topic,
+                        message.partition,
+                        message.offset,
+                        reason,
+                    )
                     await dead_letters.send(key=message.key, value=dead_letter(message, reason))
                     continue
                 deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))

@@ -75,7 +75,11 @@ class EngineProcess:
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.args = args
         self.log_path = log_path
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "SQLITE_", "ITIL_", "KAFKA_", "PERSISTENCE_"))}
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("POSTGRES_", "SQLITE_", "ITIL_", "KAFKA_", "PERSISTENCE_"))
+        }
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self._log = open(log_path, "ab")  # noqa: SIM115

@@ -8,7 +8,9 @@ import urllib.request
 from typing import Any
 
 
-def call(method: str, url: str, body: Any = None, actor: str | None = "tester", raw: bytes | None = None) -> tuple[int, Any]:
+def call(
+    method: str, url: str, body: Any = None, actor: str | None = "tester", raw: bytes | None = None
+) -> tuple[int, Any]:
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, method=method)
     request.add_header("Content-Type", "application/json")

@@ -18,9 +18,13 @@ from tests.integration.http import call
 pytestmark = pytest.mark.integration
 
 
-def start_engine(spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]) -> tuple[str, str]:
+def start_engine(
+    spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]
+) -> tuple[str, str]:
     port = free_port()
-    engine = spawn("up", env={**store_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
+    engine = spawn(
+        "up", env={**store_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)}
+    )
     engine.wait_output("ITIL engine: http://", timeout=60)
     match = re.search(r"Kafka: ([0-9.]+:\d+)", engine.output())
     assert match, engine.output()
@@ -98,7 +102,9 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
         [str(ROOT / ".venv/bin/kcat"), "-b", bootstrap, "-t", "itil.events", "-C", "-e", "-q", "-f", "%k %s\n"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    mine = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)]
+    mine = [
+        json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)
+    ]
     assert [e["aggregate_version"] for e in mine] == list(range(1, 9))
 
 
@@ -106,7 +112,14 @@ def test_bad_requests_get_clear_json_errors(
     spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
 ) -> None:
     base, bootstrap = start_engine(spawn, tmp_path, sqlite_env)
-    good = {"account": "acme", "ci": "fw-1", "title": "VPN down", "impact": 1, "urgency": 1, "channel": "phone"}
+    good = {
+        "account": "acme",
+        "ci": "fw-1",
+        "title": "VPN down",
+        "impact": 1,
+        "urgency": 1,
+        "channel": "phone",
+    }
 
     status, body = call("POST", f"{base}/api/incidents", raw=b"{not json")
     assert status == 400 and "not valid JSON" in body["error"]
@@ -130,7 +143,9 @@ def test_bad_requests_get_clear_json_errors(
     assert status == 404 and "unknown command" in body["error"]
     status, body = call("POST", f"{base}/api/incidents/{incident}/hold", {"reason": "lunch"})
     assert status == 422 and "reason" in body["fields"]
-    status, body = call("POST", f"{base}/api/incidents/{incident}/acknowledge", {"at": "2099-01-01T00:00:00+00:00"})
+    status, body = call(
+        "POST", f"{base}/api/incidents/{incident}/acknowledge", {"at": "2099-01-01T00:00:00+00:00"}
+    )
     assert status == 422 and "future" in body["error"]
     status, body = call("GET", f"{base}/api/incidents/{incident}")
     assert body["version"] == 1  # nothing refused was stored

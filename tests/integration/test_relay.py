@@ -72,7 +72,9 @@ def test_every_stored_event_is_published_in_order_keyed_by_aggregate(
     thread.start()
     try:
         total = app.recorder.max_notification_id()
-        messages = wait_for(lambda: (m := read_all(broker.bootstrap)) and len(m) >= total and m, 30, what="events")
+        messages = wait_for(
+            lambda: (m := read_all(broker.bootstrap)) and len(m) >= total and m, 30, what="events"
+        )
     finally:
         stop.set()
         thread.join()
@@ -81,7 +83,7 @@ def test_every_stored_event_is_published_in_order_keyed_by_aggregate(
         assert key == str(envelope["aggregate_id"]).encode()
         assert partition == partition_for(key, 4)
     by_partition: dict[int, list] = {}
-    for partition, offset, _key, envelope in sorted(messages, key=lambda m: (m[0], m[1])):
+    for partition, _offset, _key, envelope in sorted(messages, key=lambda m: (m[0], m[1])):
         by_partition.setdefault(partition, []).append(envelope)
     for envelopes in by_partition.values():
         positions = [e["position"] for e in envelopes]

@@ -294,10 +294,6 @@ def test_acknowledging_an_assigned_incident_keeps_it_assigned() -> None:
     assert incident.acknowledged_at == at(2)
 
 
-# Bug (domain/incident.py, Incident._acknowledged): acknowledging an incident put on hold while
-# still new leaves status_before_hold at "new", so resuming brings it back to "new" although it is
-# acknowledged (and acknowledging again is then refused). This test asserts the correct behaviour.
-@pytest.mark.xfail(strict=True, reason="bug: resume after acknowledging on hold returns to 'new'")
 def test_acknowledging_while_on_hold_then_resuming_leaves_it_acknowledged() -> None:
     incident = new()
     incident.hold(reason="awaiting_customer", actor=HOTLINE, at=at(1))
@@ -742,10 +738,6 @@ def test_cancelling_after_service_was_restored_is_refused(status: str, why: str)
     )
 
 
-# Bug (domain/incident.py, Incident.cancel): cancel only checks the status, and a restored
-# incident can be put on hold (status on_hold, restored_at set), so restore -> hold -> cancel
-# is accepted although service was restored. This test asserts the correct behaviour.
-@pytest.mark.xfail(strict=True, reason="bug: a restored incident put on hold can be cancelled")
 def test_cancelling_a_restored_incident_put_on_hold_is_refused() -> None:
     incident = restored()
     incident.hold(reason="awaiting_customer", actor=TECHNICIAN, at=at(5))
@@ -757,10 +749,6 @@ def test_cancelling_a_restored_incident_put_on_hold_is_refused() -> None:
     )
 
 
-# Bug (domain/incident.py, Incident._resolved): resolving a restored incident that was put on hold
-# leaves hold_reason and status_before_hold set, so the resolved incident (and, once reopened, the
-# assigned one) still reads "awaiting_customer". This test asserts the correct behaviour.
-@pytest.mark.xfail(strict=True, reason="bug: resolving from hold after restoration keeps the hold reason")
 def test_resolving_a_restored_incident_on_hold_takes_it_off_hold() -> None:
     incident = restored()
     incident.hold(reason="awaiting_customer", actor=TECHNICIAN, at=at(5))
@@ -771,10 +759,6 @@ def test_resolving_a_restored_incident_on_hold_takes_it_off_hold() -> None:
     assert (incident.status, incident.hold_reason) == (ASSIGNED, None)
 
 
-# Bug (domain/incident.py, Incident._cancelled): cancelling an incident on hold leaves hold_reason
-# set on the cancelled incident, unlike resume and restore which clear it. This test asserts the
-# correct behaviour.
-@pytest.mark.xfail(strict=True, reason="bug: cancelling from hold keeps the hold reason")
 def test_cancelling_an_incident_on_hold_takes_it_off_hold() -> None:
     incident = on_hold()
     incident.cancel(reason="duplicate", actor=HOTLINE, at=at(9))
