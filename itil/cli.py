@@ -6,8 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from domain.incident import CHANNELS, HOLD_REASONS, RESOLUTION_CODES
 from itil.config import ConfigError, Settings
 
 
@@ -114,6 +116,113 @@ def cmd_broker(args: argparse.Namespace) -> None:
         broker.stop()
 
 
+def _api_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url)
+    return f"http://127.0.0.1:{os.environ.get('ITIL_HTTP_PORT') or 8080}"
+
+
+def _print_or_exit(call: Callable[[], Any]) -> None:
+    import json
+
+    from itil.client import ApiError
+
+    try:
+        print(json.dumps(call(), indent=2))
+    except ApiError as e:
+        sys.exit(f"itil: {e}")
+
+
+def cmd_incident(args: argparse.Namespace) -> None:
+    """Log an incident or move one through its life, through the engine's HTTP API."""
+    from itil.client import request
+
+    url = _api_url(args)
+    if args.action == "show":
+        _print_or_exit(lambda: request(url, "GET", f"/api/incidents/{args.id}"))
+        return
+    fields = ("at", "group", "assignee", "reason", "note", "code", "notes", "account", "title",
+              "impact", "urgency", "channel", "ci", "service", "description", "reporter")  # fmt: skip
+    body = {f: getattr(args, f) for f in fields if getattr(args, f, None) is not None}
+    if args.action == "log":
+        _print_or_exit(lambda: request(url, "POST", "/api/incidents", body, args.actor))
+    else:
+        _print_or_exit(
+            lambda: request(url, "POST", f"/api/incidents/{args.id}/{args.action}", body, args.actor)
+        )
+
+
+def cmd_account(args: argparse.Namespace) -> None:
+    """Show one account's view of incidents (open ones, or all with --all)."""
+    from urllib.parse import quote
+
+    from itil.client import request
+
+    query = "?include=all" if args.all else ""
+    _print_or_exit(
+        lambda: request(
+            _api_url(args), "GET", f"/api/accounts/{quote(args.account, safe='')}/incidents{query}"
+        )
+    )
+
+
+INCIDENT_ACTIONS = (
+    "acknowledge",
+    "assign",
+    "hold",
+    "resume",
+    "restore",
+    "resolve",
+    "reopen",
+    "close",
+    "cancel",
+)
+
+
+def _add_client(sub: Any) -> None:
+    incident = sub.add_parser("incident", help=cmd_incident.__doc__)
+    actions = incident.add_subparsers(dest="action", required=True)
+    log = actions.add_parser("log", help="log a new incident")
+    log.add_argument("--account", required=True)
+    log.add_argument("--title", required=True)
+    log.add_argument("--impact", type=int, required=True, choices=[1, 2, 3])
+    log.add_argument("--urgency", type=int, required=True, choices=[1, 2, 3])
+    log.add_argument("--channel", required=True, choices=CHANNELS)
+    log.add_argument("--ci")
+    log.add_argument("--service")
+    log.add_argument("--description")
+    log.add_argument("--reporter")
+    show = actions.add_parser("show", help="the incident and its timeline")
+    show.add_argument("id")
+    for name in INCIDENT_ACTIONS:
+        action = actions.add_parser(name, help=f"{name} an incident")
+        action.add_argument("id")
+        if name == "assign":
+            action.add_argument("--group", required=True)
+            action.add_argument("--assignee")
+        if name == "hold":
+            action.add_argument("--reason", required=True, choices=HOLD_REASONS)
+        if name in ("hold", "restore"):
+            action.add_argument("--note")
+        if name == "resolve":
+            action.add_argument("--code", required=True, choices=RESOLUTION_CODES)
+            action.add_argument("--notes")
+        if name in ("reopen", "cancel"):
+            action.add_argument("--reason", required=True)
+    for p in [log, show, *[actions.choices[n] for n in INCIDENT_ACTIONS]]:
+        p.add_argument("--url", help="the engine's URL (default http://127.0.0.1:$ITIL_HTTP_PORT)")
+        if p is show:
+            continue
+        p.add_argument("--actor", required=True, help="who does it")
+        p.add_argument("--at", help="when it happened (ISO 8601 with offset); default now")
+    incident.set_defaults(func=cmd_incident)
+    account = sub.add_parser("account", help=cmd_account.__doc__)
+    account.add_argument("account")
+    account.add_argument("--all", action="store_true", help="include resolved, closed and cancelled")
+    account.add_argument("--url", help="the engine's base URL")
+    account.set_defaults(func=cmd_account)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="itil", description="Event-sourced ITIL process engine")
     parser.add_argument("--loglevel", default=os.environ.get("ITIL_LOG_LEVEL", "info"),
@@ -128,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     broker = sub.add_parser("broker", help=cmd_broker.__doc__)
     broker.add_argument("--port", type=int, default=None)
     broker.set_defaults(func=cmd_broker)
+    _add_client(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.func(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -149,6 +150,27 @@ def test_bad_requests_get_clear_json_errors(
     assert status == 422 and "future" in body["error"]
     status, body = call("GET", f"{base}/api/incidents/{incident}")
     assert body["version"] == 1  # nothing refused was stored
+
+    # the same from a terminal: `itil incident …` and `itil account …` speak to the API
+    def itil(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "itil.cli", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+
+    done = itil("incident", "log", "--url", base, "--account", "acme", "--title", "from the terminal",
+                "--impact", "3", "--urgency", "2", "--channel", "email", "--service", "mail", "--actor", "carol")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from_terminal = json.loads(done.stdout)["id"]
+    done = itil(
+        "incident", "assign", from_terminal, "--url", base, "--group", "N2 systems", "--actor", "carol"
+    )
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] == "assigned"
+    done = itil("incident", "close", from_terminal, "--url", base, "--actor", "carol")
+    assert done.returncode == 1 and "only a resolved incident can be closed" in done.stderr
+    wait_for(
+        lambda: from_terminal in itil("account", "acme", "--url", base).stdout,
+        60,
+        what="terminal incident in view",
+    )
 
     # a poison message on itil.events goes to the dead letters; the worker keeps going
     producer = KafkaProducer(bootstrap_servers=bootstrap)
