@@ -76,6 +76,12 @@ class Incident(Aggregate):
     class Acknowledged(Event):
         pass
 
+    class Reprioritised(Event):
+        impact: int
+        urgency: int
+        priority: int
+        previous_priority: int
+
     class Assigned(Event):
         group: str
         assignee: str | None
@@ -196,6 +202,20 @@ class Incident(Aggregate):
         self._refuse_unless("acknowledge", OPEN_STATUSES)
         self._acknowledged(actor=actor, at=at)
 
+    def reprioritise(self, *, impact: int, urgency: int, actor: str, at: datetime) -> None:
+        """Change impact and urgency; the priority is recomputed from the matrix."""
+        self._check("reprioritise", actor, at)
+        self._refuse_unless("reprioritise", OPEN_STATUSES)
+        priority = priority_of(impact, urgency)
+        if (impact, urgency) == (self.impact, self.urgency):
+            raise IllegalTransition(
+                f"cannot reprioritise incident {self.id}: impact {impact} and urgency {urgency} are unchanged"
+            )
+        self._reprioritised(
+            impact=impact, urgency=urgency, priority=priority, previous_priority=self.priority,
+            actor=actor, at=at,
+        )  # fmt: skip
+
     def assign(self, *, group: str, assignee: str | None = None, actor: str, at: datetime) -> None:
         """Give the incident to an assignment group, and optionally to one person in it."""
         self._check("assign", actor, at)
@@ -313,6 +333,15 @@ class Incident(Aggregate):
             self.status = ACKNOWLEDGED
         elif self.status == ON_HOLD and self.status_before_hold == NEW:
             self.status_before_hold = ACKNOWLEDGED
+
+    @event(Reprioritised)
+    def _reprioritised(
+        self, impact: int, urgency: int, priority: int, previous_priority: int, actor: str, at: datetime
+    ) -> None:
+        self._stamp(at)
+        self.impact = impact
+        self.urgency = urgency
+        self.priority = priority
 
     @event(Assigned)
     def _assigned(self, group: str, assignee: str | None, actor: str, at: datetime) -> None:

@@ -82,6 +82,11 @@ class AssignBody(_Command):
     assignee = fields.String(load_default=None, validate=validate.Length(max=200))
 
 
+class ReprioritiseBody(_Command):
+    impact = fields.Integer(required=True, strict=True, validate=validate.OneOf([1, 2, 3]))
+    urgency = fields.Integer(required=True, strict=True, validate=validate.OneOf([1, 2, 3]))
+
+
 class HoldBody(_Command):
     reason = fields.String(required=True, validate=validate.OneOf(HOLD_REASONS))
     note = fields.String(load_default="", validate=validate.Length(max=5000))
@@ -102,6 +107,7 @@ class ReasonBody(_Command):
 
 INCIDENT_COMMANDS: dict[str, tuple[Schema, type]] = {
     "acknowledge": (_Command(), cmd.AcknowledgeIncident),
+    "reprioritise": (ReprioritiseBody(), cmd.ReprioritiseIncident),
     "assign": (AssignBody(), cmd.AssignIncident),
     "hold": (HoldBody(), cmd.HoldIncident),
     "resume": (_Command(), cmd.ResumeIncident),

@@ -129,6 +129,8 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
             f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
         ),
         "Acknowledged": lambda: "Acknowledged",
+        "Reprioritised": lambda: f"Priority P{p['previous_priority']} -> P{p['priority']}"
+        f" (impact {p['impact']}, urgency {p['urgency']})",
         "Assigned": lambda: (
             f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else "")
         ),
@@ -177,6 +179,8 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
             row["status"] = "acknowledged"
         elif row["status"] == "on_hold" and row["status_before_hold"] == "new":
             row["status_before_hold"] = "acknowledged"
+    elif kind == "Reprioritised":
+        row["impact"], row["urgency"], row["priority"] = p["impact"], p["urgency"], p["priority"]
     elif kind == "Assigned":
         row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
         if row["status"] in ("new", "acknowledged"):

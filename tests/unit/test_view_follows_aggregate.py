@@ -18,6 +18,8 @@ ID = UUID("00000000-0000-4000-8000-000000000001")
 
 COMMANDS = {
     "acknowledge": lambda i, at: i.acknowledge(actor="a", at=at),
+    "reprioritise_up": lambda i, at: i.reprioritise(impact=1, urgency=1, actor="a", at=at),
+    "reprioritise_down": lambda i, at: i.reprioritise(impact=3, urgency=2, actor="a", at=at),
     "assign": lambda i, at: i.assign(group="N2 systems", assignee=None, actor="a", at=at),
     "assign_person": lambda i, at: i.assign(group="N2 systems", assignee="bob", actor="a", at=at),
     "hold_customer": lambda i, at: i.hold(reason="awaiting_customer", actor="a", at=at),
@@ -50,6 +52,7 @@ def test_view_row_matches_aggregate_after_any_sequence_of_commands(commands: lis
     assert row["status_before_hold"] == incident.status_before_hold
     assert (row["assignment_group"], row["assignee"]) == (incident.assignment_group, incident.assignee)
     assert row["version"] == incident.version
+    assert (row["impact"], row["urgency"], row["priority"]) == (incident.impact, incident.urgency, incident.priority)
     for field in ("acknowledged_at", "restored_at", "resolved_at", "closed_at", "cancelled_at"):
         value = getattr(incident, field)
         assert row[field] == (value.isoformat() if value else None), field
