@@ -13,8 +13,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
+from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
 from domain.errors import DomainError, NotFound
 from domain.incident import Incident
+from domain.sla import IncidentSla, sla_id
 
 CONFLICT_RETRIES = 5
 
@@ -42,6 +44,15 @@ class LogIncident:
 @dataclass(frozen=True)
 class AcknowledgeIncident:
     incident_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ReprioritiseIncident:
+    incident_id: UUID
+    impact: int
+    urgency: int
     actor: str
     at: datetime
 
@@ -113,6 +124,7 @@ class CancelIncident:
 
 IncidentCommand = (
     AcknowledgeIncident
+    | ReprioritiseIncident
     | AssignIncident
     | HoldIncident
     | ResumeIncident
@@ -125,6 +137,7 @@ IncidentCommand = (
 
 _INCIDENT_METHODS: Mapping[type, Callable[[Incident, Any], None]] = {
     AcknowledgeIncident: lambda i, c: i.acknowledge(actor=c.actor, at=c.at),
+    ReprioritiseIncident: lambda i, c: i.reprioritise(impact=c.impact, urgency=c.urgency, actor=c.actor, at=c.at),
     AssignIncident: lambda i, c: i.assign(group=c.group, assignee=c.assignee, actor=c.actor, at=c.at),
     HoldIncident: lambda i, c: i.hold(reason=c.reason, note=c.note, actor=c.actor, at=c.at),
     ResumeIncident: lambda i, c: i.resume(actor=c.actor, at=c.at),
@@ -135,6 +148,142 @@ _INCIDENT_METHODS: Mapping[type, Callable[[Incident, Any], None]] = {
     CancelIncident: lambda i, c: i.cancel(reason=c.reason, actor=c.actor, at=c.at),
 }
 """Each command on an existing incident, and the aggregate method that carries it out."""
+
+
+# -- SLA ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartSlaClocks:
+    incident_id: UUID
+    account: str
+    service: str | None
+    priority: int
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StopSlaClock:
+    incident_id: UUID
+    metric: str
+    reason: str
+    at: datetime
+    incident_version: int
+    ends_hold: bool
+
+
+@dataclass(frozen=True)
+class PauseSlaClocks:
+    incident_id: UUID
+    reason: str
+    at: datetime
+    incident_version: int
+
+
+@dataclass(frozen=True)
+class ResumeSlaClocks:
+    incident_id: UUID
+    reason: str
+    at: datetime
+    incident_version: int
+
+
+@dataclass(frozen=True)
+class RestartSlaClocks:
+    incident_id: UUID
+    metrics: tuple[str, ...]
+    reason: str
+    at: datetime
+    incident_version: int
+
+
+@dataclass(frozen=True)
+class RetargetSlaClocks:
+    incident_id: UUID
+    priority: int
+    reason: str
+    at: datetime
+    incident_version: int
+
+
+@dataclass(frozen=True)
+class CancelSlaClocks:
+    incident_id: UUID
+    reason: str
+    at: datetime
+    incident_version: int
+
+
+@dataclass(frozen=True)
+class CheckSlaClocks:
+    incident_id: UUID
+    now: datetime
+
+
+SlaCommand = (
+    StartSlaClocks
+    | StopSlaClock
+    | PauseSlaClocks
+    | ResumeSlaClocks
+    | RestartSlaClocks
+    | RetargetSlaClocks
+    | CancelSlaClocks
+    | CheckSlaClocks
+)
+
+TermsLookup = Callable[[str, "str | None", int, datetime], "SlaTerms | None"]
+"""(account, service, priority, instant) -> the terms in force, or None when no contract covers it."""
+
+
+def carry_out(sla: IncidentSla | None, command: SlaCommand, terms_for: TermsLookup) -> IncidentSla | None:
+    """Apply one SLA command to an incident's clocks (None: not started). Pure: no store."""
+    if isinstance(command, StartSlaClocks):
+        if sla is not None:
+            return sla
+        terms = terms_for(command.account, command.service, command.priority, command.at)
+        if terms is None:
+            return None
+        return IncidentSla.start(incident_id=command.incident_id, account=command.account, terms=terms, at=command.at)
+    if sla is None:
+        return None
+    if isinstance(command, CheckSlaClocks):
+        sla.check(command.now)
+        return sla
+    if sla.is_stale(command.incident_version):
+        return sla
+    if isinstance(command, StopSlaClock):
+        if command.ends_hold:
+            sla.resume(reason=command.reason, at=command.at, incident_version=command.incident_version)
+        sla.stop(metric=command.metric, reason=command.reason, at=command.at, incident_version=command.incident_version)
+    elif isinstance(command, PauseSlaClocks):
+        sla.pause(reason=command.reason, at=command.at, incident_version=command.incident_version)
+    elif isinstance(command, ResumeSlaClocks):
+        sla.resume(reason=command.reason, at=command.at, incident_version=command.incident_version)
+    elif isinstance(command, RestartSlaClocks):
+        sla.restart(
+            metrics=command.metrics, reason=command.reason, at=command.at, incident_version=command.incident_version
+        )
+    elif isinstance(command, RetargetSlaClocks):
+        terms = terms_for(sla.account, sla.terms.service, command.priority, sla.started_at)
+        if terms is not None:
+            sla.retarget(terms=terms, reason=command.reason, at=command.at, incident_version=command.incident_version)
+    elif isinstance(command, CancelSlaClocks):
+        sla.cancel(reason=command.reason, at=command.at, incident_version=command.incident_version)
+    return sla
+
+
+# -- contracts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddContractVersion:
+    account: str
+    effective_from: datetime
+    terms: Terms
+    actor: str
+    at: datetime
+    service: str | None = None
+    name: str = ""
 
 
 @dataclass
@@ -172,9 +321,7 @@ class ItilApplication(Application[UUID]):
                 continue  # someone saved first: reload and re-check the rules
             self.saved()
             return incident
-        raise ConcurrencyConflict(
-            f"incident {command.incident_id} changed too often while the command ran; try again"
-        )
+        raise ConcurrencyConflict(f"incident {command.incident_id} changed too often while the command ran; try again")
 
     def _log(self, command: LogIncident) -> Incident:
         existing = self._find(command.id)
@@ -203,6 +350,62 @@ class ItilApplication(Application[UUID]):
             return found
         self.saved()
         return incident
+
+    # -- SLA ------------------------------------------------------------------------
+
+    def handle_sla(self, command: SlaCommand) -> IncidentSla | None:
+        """Carry out an SLA command from the SLA process; None when no contract covers the incident."""
+        for _attempt in range(CONFLICT_RETRIES):
+            sla = self.find_sla(command.incident_id)
+            version = sla.version if sla is not None else 0
+            sla = carry_out(sla, command, self.terms_for)
+            if sla is None or sla.version == version:
+                return sla
+            try:
+                self.save(sla)
+            except IntegrityError:
+                continue
+            self.saved()
+            return sla
+        raise ConcurrencyConflict(f"the SLA clocks of incident {command.incident_id} kept changing; try again")
+
+    def find_sla(self, incident_id: UUID) -> IncidentSla | None:
+        try:
+            found: Any = self.repository.get(sla_id(incident_id))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, IncidentSla) else None
+
+    def terms_for(self, account: str, service: str | None, priority: int, at: datetime) -> SlaTerms | None:
+        contract = self.find_contract(account)
+        return None if contract is None else contract.terms_for(service=service, priority=priority, at=at)
+
+    def find_contract(self, account: str) -> ServiceContract | None:
+        try:
+            found: Any = self.repository.get(contract_id(account))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, ServiceContract) else None
+
+    def add_contract_version(self, command: AddContractVersion) -> ServiceContract:
+        """Register the account's contract if needed and add a version of its terms."""
+        for _attempt in range(CONFLICT_RETRIES):
+            contract = self.find_contract(command.account)
+            if contract is None:
+                contract = ServiceContract.register(
+                    account=command.account, name=command.name or command.account, actor=command.actor, at=command.at
+                )
+            contract.add_version(
+                effective_from=command.effective_from, terms=command.terms, service=command.service,
+                actor=command.actor, at=command.at,
+            )  # fmt: skip
+            try:
+                self.save(contract)
+            except IntegrityError:
+                continue
+            self.saved()
+            return contract
+        raise ConcurrencyConflict(f"the contract of {command.account} kept changing; try again")
 
     def get_incident(self, incident_id: UUID) -> Incident:
         incident = self._find(incident_id)

@@ -41,14 +41,14 @@ def cmd_up(args: argparse.Namespace) -> None:
         bootstrap = broker.bootstrap
     try:
         engine = Engine(settings)
-        fapp, applier = engine.faust_app(bootstrap)
+        fapp, appliers = engine.faust_app(bootstrap)
         relay = engine.relay(bootstrap)
         banner = f"  (Kafka: {bootstrap}; see the events: kcat -b {bootstrap} -t {settings.events_topic} -C)"
         worker = faust.Worker(
             fapp,
             ThreadService("relay", relay.run),
             WebService(engine.web_app(), settings.http_host, settings.http_port, banner=banner),
-            StopFlag(applier.stopping),
+            *[StopFlag(a.stopping) for a in appliers],
             loglevel=args.loglevel,
         )
         worker.execute_from_commandline()
@@ -65,8 +65,9 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings()
     engine = Engine(settings)
-    fapp, applier = engine.faust_app(_bootstrap_or_exit(settings, "worker"))
-    faust.Worker(fapp, StopFlag(applier.stopping), loglevel=args.loglevel).execute_from_commandline()
+    fapp, appliers = engine.faust_app(_bootstrap_or_exit(settings, "worker"))
+    stops = [StopFlag(a.stopping) for a in appliers]
+    faust.Worker(fapp, *stops, loglevel=args.loglevel).execute_from_commandline()
 
 
 def cmd_web(args: argparse.Namespace) -> None:
@@ -147,9 +148,7 @@ def cmd_incident(args: argparse.Namespace) -> None:
     if args.action == "log":
         _print_or_exit(lambda: request(url, "POST", "/api/incidents", body, args.actor))
     else:
-        _print_or_exit(
-            lambda: request(url, "POST", f"/api/incidents/{args.id}/{args.action}", body, args.actor)
-        )
+        _print_or_exit(lambda: request(url, "POST", f"/api/incidents/{args.id}/{args.action}", body, args.actor))
 
 
 def cmd_account(args: argparse.Namespace) -> None:
@@ -160,9 +159,7 @@ def cmd_account(args: argparse.Namespace) -> None:
 
     query = "?include=all" if args.all else ""
     _print_or_exit(
-        lambda: request(
-            _api_url(args), "GET", f"/api/accounts/{quote(args.account, safe='')}/incidents{query}"
-        )
+        lambda: request(_api_url(args), "GET", f"/api/accounts/{quote(args.account, safe='')}/incidents{query}")
     )
 
 

@@ -19,9 +19,7 @@ class ApiError(Exception):
         self.status = status
 
 
-def request(
-    base_url: str, method: str, path: str, body: dict[str, Any] | None = None, actor: str | None = None
-) -> Any:
+def request(base_url: str, method: str, path: str, body: dict[str, Any] | None = None, actor: str | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base_url.rstrip("/") + path, data=data, method=method)
     req.add_header("Content-Type", "application/json")

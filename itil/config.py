@@ -38,9 +38,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         data_dir = Path(env.get("ITIL_DATA_DIR") or "./var").resolve()
-        store_env = {
-            k: v for k, v in env.items() if k.startswith(("PERSISTENCE_MODULE", "SQLITE_", "POSTGRES_"))
-        }
+        store_env = {k: v for k, v in env.items() if k.startswith(("PERSISTENCE_MODULE", "SQLITE_", "POSTGRES_"))}
         store_env.setdefault("PERSISTENCE_MODULE", "eventsourcing.sqlite")
         if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
             store_env.setdefault("SQLITE_DBNAME", str(data_dir / "itil.sqlite"))

@@ -15,8 +15,10 @@ from aiohttp import web
 from itil.application import ItilApplication
 from itil.config import Settings
 from itil.web import WebApi
+from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
+from projections.sla import SlaDashboardProjection
 from streams.relay import Relay
 
 
@@ -33,29 +35,34 @@ class Engine:
         self.app = ItilApplication(env=settings.store_env)
         self.db = Database.from_store_env(settings.store_env)
         self.projection = AccountIncidentsProjection(self.db)
-        self.projection.create_tables()
+        self.sla_dashboard = SlaDashboardProjection(self.db)
+        self.sla_schedule = SlaSchedule(self.db)
+        self.sla_process = SlaProcess(self.app, self.sla_schedule, clock)
+        self.sla_consumer = SlaConsumer(self.db, self.sla_process)
+        for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer):
+            owner.create_tables()
 
     def relay(self, bootstrap: str) -> Relay:
-        return Relay(
-            self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions
-        )
+        return Relay(self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions)
 
     def web_app(self) -> web.Application:
-        return WebApi(self.app, self.projection, self.clock).build()
+        return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard).build()
 
     def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
-        applier = Applier(self.projection, kafka_partition_reader(bootstrap))
+        reader = kafka_partition_reader(bootstrap)
+        appliers = [Applier(c, reader) for c in (self.projection, self.sla_dashboard, self.sla_consumer)]
         fapp = build_faust_app(
             bootstrap=bootstrap,
             group=self.settings.worker_group,
             events_topic=self.settings.events_topic,
             deadletter_topic=self.settings.deadletter_topic,
             partitions=self.settings.events_partitions,
-            applier=applier,
+            appliers=appliers,
+            tick=self.sla_process.tick,
         )
-        return fapp, applier
+        return fapp, appliers
 
 
 class ThreadService(mode.Service):
@@ -69,9 +76,7 @@ class ThreadService(mode.Service):
         self._thread: threading.Thread | None = None
 
     async def on_start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._run, args=(self._stop_event,), name=self._name, daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, args=(self._stop_event,), name=self._name, daemon=True)
         self._thread.start()
 
     async def on_stop(self) -> None:
@@ -83,9 +88,7 @@ class ThreadService(mode.Service):
 class WebService(mode.Service):
     """Serves the JSON API."""
 
-    def __init__(
-        self, webapp: web.Application, host: str, port: int, banner: str = "", **kwargs: Any
-    ) -> None:
+    def __init__(self, webapp: web.Application, host: str, port: int, banner: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.webapp = webapp
         self.host = host

@@ -1,21 +1,15 @@
-"""The account view of incidents: per account, open incidents; per incident, its detail and timeline.
-
-Exactly-once from an at-least-once stream: each partition's last applied position (and Kafka
-offset) is written in the same transaction as the rows it produced, so a redelivered or
-republished event is recognised and skipped. Each envelope names the position published before
-it on its partition, so a consumer that would skip an event it never saw notices the gap.
-"""
+"""The account view of incidents: per account, open incidents; per incident, its detail and timeline."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.db import POSTGRES, Database, Transaction
+from projections.db import Transaction
+from projections.tracking import Delivery, PartitionGap, Projection
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +56,6 @@ SCHEMA = (
         details TEXT NOT NULL,
         PRIMARY KEY (incident_id, version)
     )""",
-    """CREATE TABLE IF NOT EXISTS view_positions (
-        projection TEXT NOT NULL,
-        topic TEXT NOT NULL,
-        partition_no INTEGER NOT NULL,
-        position BIGINT NOT NULL,
-        kafka_offset BIGINT NOT NULL,
-        PRIMARY KEY (projection, topic, partition_no)
-    )""",
 )
 
 _COLUMNS = (
@@ -91,30 +77,6 @@ _DETAIL_EXTRAS = (
 PRIORITY_NAMES = {1: "critical", 2: "high", 3: "medium", 4: "low"}
 
 
-class PartitionGap(Exception):
-    """The stream skipped events on a partition; they must be read again before going on."""
-
-    def __init__(self, topic: str, partition: int, applied: int, envelope: dict[str, Any]) -> None:
-        super().__init__(
-            f"{topic}[{partition}]: position {envelope['position']} follows"
-            f" {envelope['previous_position']}, but only {applied} was applied"
-        )
-        self.topic = topic
-        self.partition = partition
-        self.applied = applied
-        self.envelope = envelope
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One envelope as it came off the broker."""
-
-    topic: str
-    partition: int
-    offset: int
-    envelope: dict[str, Any]
-
-
 def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
@@ -129,19 +91,16 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
             f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
         ),
         "Acknowledged": lambda: "Acknowledged",
-        "Reprioritised": lambda: f"Priority P{p['previous_priority']} -> P{p['priority']}"
-        f" (impact {p['impact']}, urgency {p['urgency']})",
-        "Assigned": lambda: (
-            f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else "")
+        "Reprioritised": lambda: (
+            f"Priority P{p['previous_priority']} -> P{p['priority']} (impact {p['impact']}, urgency {p['urgency']})"
         ),
+        "Assigned": lambda: f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else ""),
         "PutOnHold": lambda: (
             f"Put on hold: {p['reason'].replace('_', ' ')}" + (f" ({p['note']})" if p.get("note") else "")
         ),
         "Resumed": lambda: "Resumed",
         "ServiceRestored": lambda: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
-        "Resolved": lambda: (
-            f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else "")
-        ),
+        "Resolved": lambda: f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else ""),
         "Reopened": lambda: f"Reopened: {p['reason']}",
         "Closed": lambda: "Closed",
         "Cancelled": lambda: f"Cancelled: {p['reason']}",
@@ -201,9 +160,7 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
         row["status_before_hold"] = row["hold_reason"] = None
     elif kind == "Reopened":
         row["restored_at"] = row["resolved_at"] = row["resolution_code"] = None
-        row["status"] = (
-            "assigned" if row["assignment_group"] else "acknowledged" if row["acknowledged_at"] else "new"
-        )
+        row["status"] = "assigned" if row["assignment_group"] else "acknowledged" if row["acknowledged_at"] else "new"
     elif kind == "Closed":
         row["closed_at"], row["status"] = at, "closed"
     elif kind == "Cancelled":
@@ -215,98 +172,28 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-class AccountIncidentsProjection:
+class AccountIncidentsProjection(Projection):
     """Maintains the account view from `itil.events`; owns its tables and their queries."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    name = NAME
 
-    def create_tables(self) -> None:
-        with self.db.transaction() as tx:
-            for statement in SCHEMA:
-                tx.execute(statement)
+    def schema(self) -> Sequence[str]:
+        return SCHEMA
 
-    # -- writing ------------------------------------------------------------------
-
-    def positions(self, topic: str) -> dict[int, tuple[int, int]]:
-        """Per partition: (last applied position, its Kafka offset)."""
-        with self.db.transaction(write=False) as tx:
-            rows = tx.execute(
-                "SELECT partition_no, position, kafka_offset FROM view_positions"
-                " WHERE projection = ? AND topic = ?",
-                (NAME, topic),
-            ).all()
-        return {r["partition_no"]: (r["position"], r["kafka_offset"]) for r in rows}
-
-    def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
-        """Apply a batch in one transaction; returns how many events changed the view.
-
-        Raises PartitionGap (after committing what came before the gap) when a delivery shows
-        that events were skipped on its partition; with `skip_gaps` (when re-reading a whole
-        partition) such deliveries are passed over instead.
-        """
-        applied = 0
-        gap: PartitionGap | None = None
-        with self.db.transaction() as tx:
-            self._lock_partitions(tx, {(d.topic, d.partition) for d in deliveries})
-            tracked = {
-                (r["topic"], r["partition_no"]): r["position"]
-                for r in tx.execute(
-                    "SELECT topic, partition_no, position FROM view_positions WHERE projection = ?",
-                    (NAME,),
-                ).all()
-            }
-            moved: dict[tuple[str, int], tuple[int, int]] = {}
-            rows: dict[str, dict[str, Any] | None] = {}
-            timeline: list[tuple[Any, ...]] = []
-            for d in deliveries:
-                key = (d.topic, d.partition)
-                last = tracked.get(key, 0)
-                e = d.envelope
-                if e["position"] <= last:
-                    continue  # already applied: a redelivery or a republish
-                previous = e["previous_position"]
-                if previous is not None and previous > last:
-                    if skip_gaps:
-                        continue
-                    gap = PartitionGap(d.topic, d.partition, last, e)
-                    break
-                if e["aggregate_type"] == "Incident" and self._apply_one(tx, rows, timeline, e):
-                    applied += 1
-                tracked[key] = e["position"]
-                moved[key] = (e["position"], d.offset)
-            tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for r in rows.values() if r])
-            tx.executemany(
-                "INSERT INTO view_incident_timeline (incident_id, version, position, event_type,"
-                " occurred_at, actor, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (incident_id, version) DO NOTHING",
-                timeline,
-            )
-            tx.executemany(
-                "INSERT INTO view_positions (projection, topic, partition_no, position, kafka_offset)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (projection, topic, partition_no)"
-                " DO UPDATE SET position = excluded.position, kafka_offset = excluded.kafka_offset",
-                [(NAME, t, p, pos, off) for (t, p), (pos, off) in moved.items()],
-            )
-        if gap is not None:
-            raise gap
-        return applied
-
-    def _lock_partitions(self, tx: Transaction, keys: set[tuple[str, int]]) -> None:
-        """Serialise appliers of the same partitions (a rebalance may briefly give one to two)."""
-        if tx.dialect != POSTGRES or not keys:
-            return  # SQLite's BEGIN IMMEDIATE already serialises writers
-        tx.executemany(
-            "INSERT INTO view_positions (projection, topic, partition_no, position, kafka_offset)"
-            " VALUES (?, ?, ?, 0, -1) ON CONFLICT DO NOTHING",
-            [(NAME, t, p) for t, p in sorted(keys)],
+    def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
+        rows: dict[str, dict[str, Any] | None] = {}
+        timeline: list[tuple[Any, ...]] = []
+        applied = sum(
+            1 for e in envelopes if e["aggregate_type"] == "Incident" and self._apply_one(tx, rows, timeline, e)
         )
-        for t, p in sorted(keys):
-            tx.execute(
-                "SELECT position FROM view_positions WHERE projection = ? AND topic = ?"
-                " AND partition_no = ? FOR UPDATE",
-                (NAME, t, p),
-            )
+        tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for r in rows.values() if r])
+        tx.executemany(
+            "INSERT INTO view_incident_timeline (incident_id, version, position, event_type,"
+            " occurred_at, actor, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (incident_id, version) DO NOTHING",
+            timeline,
+        )
+        return applied
 
     def _apply_one(
         self,
@@ -415,3 +302,6 @@ def _listing(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "restored_at": row["restored_at"],
         "version": row["version"],
     }
+
+
+__all__ = ["AccountIncidentsProjection", "Delivery", "PartitionGap", "timeline_entry"]

@@ -76,9 +76,7 @@ class Database:
     def _connect(self) -> Any:
         if self.dialect == SQLITE:
             Path(self.params["path"]).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.params["path"], timeout=30, isolation_level=None, check_same_thread=False
-            )
+            conn = sqlite3.connect(self.params["path"], timeout=30, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

@@ -49,9 +49,7 @@ def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
 class EmbeddedBroker:
     """A memory-only broker on a loopback port, for one run of the engine."""
 
-    def __init__(
-        self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None
-    ) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None, log_file: Path | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_file = log_file

@@ -149,9 +149,7 @@ class Relay:
 
     def load_state(self) -> RelayState:
         with self.db.transaction(write=False) as tx:
-            row = tx.execute(
-                "SELECT position, state FROM relay_positions WHERE topic = ?", (self.topic,)
-            ).one()
+            row = tx.execute("SELECT position, state FROM relay_positions WHERE topic = ?", (self.topic,)).one()
         return RelayState() if row is None else RelayState.loads(row["position"], row["state"])
 
     def save_state(self, state: RelayState) -> None:
@@ -210,9 +208,7 @@ class Relay:
     def publish_pending(self, state: RelayState) -> RelayState:
         """Publish one batch of stored events after `state.position`; returns the new state."""
         assert self._producer is not None
-        notifications = self.app.recorder.select_notifications(
-            start=state.position + 1, limit=self.batch_size
-        )
+        notifications = self.app.recorder.select_notifications(start=state.position + 1, limit=self.batch_size)
         if not notifications:
             return state
         previous = dict(state.previous)

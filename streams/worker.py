@@ -19,7 +19,7 @@ import faust
 from kafka import KafkaConsumer, TopicPartition
 from marshmallow import ValidationError
 
-from projections.account_incidents import AccountIncidentsProjection, Delivery, PartitionGap
+from projections.tracking import Delivery, PartitionGap, TrackedConsumer
 from streams.envelope import decode
 
 log = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ def kafka_partition_reader(bootstrap: str) -> PartitionReader:
     """Reads a whole partition from its beginning, to fill a gap the stream left."""
 
     def read(topic: str, partition: int) -> list[Delivery]:
-        consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="itil-gap-reader"
-        )
+        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="itil-gap-reader")
         try:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
@@ -55,9 +53,9 @@ def kafka_partition_reader(bootstrap: str) -> PartitionReader:
 
 
 class Applier:
-    """Applies batches to the projection, filling partition gaps from the broker."""
+    """Applies batches to a projection or process, filling partition gaps from the broker."""
 
-    def __init__(self, projection: AccountIncidentsProjection, read_partition: PartitionReader) -> None:
+    def __init__(self, projection: TrackedConsumer, read_partition: PartitionReader) -> None:
         self.projection = projection
         self.read_partition = read_partition
         self.stopping = threading.Event()
@@ -69,9 +67,7 @@ class Applier:
                 return applied + self.projection.apply(deliveries)
             except PartitionGap as gap:
                 log.warning("%s; reading the partition again", gap)
-                applied += self.projection.apply(
-                    self.read_partition(gap.topic, gap.partition), skip_gaps=True
-                )
+                applied += self.projection.apply(self.read_partition(gap.topic, gap.partition), skip_gaps=True)
                 if self.projection.positions(gap.topic).get(gap.partition, (0, 0))[0] < (
                     gap.envelope["previous_position"] or 0
                 ):
@@ -100,7 +96,9 @@ def build_faust_app(
     events_topic: str,
     deadletter_topic: str,
     partitions: int,
-    applier: Applier,
+    appliers: Sequence[Applier],
+    tick: Callable[[], Any] | None = None,
+    tick_interval: float = 1.0,
 ) -> faust.App:
     """The worker's Faust app, tuned for quick group joins on a single small broker."""
     app = faust.App(
@@ -121,28 +119,35 @@ def build_faust_app(
     events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
-    @app.agent(events, name="account-view")
-    async def account_view(stream: Any) -> None:
-        async for batch in stream.take_events(1000, within=0.05):
-            deliveries = []
-            for event in batch:
-                message = event.message
-                try:
-                    envelope = decode(message.value)
-                except (ValueError, ValidationError) as error:
-                    reason = f"not a valid itil.events envelope: {error}"
-                    log.warning(
-                        "%s[%s]@%s dead-lettered: %s",
-                        message.topic,
-                        message.partition,
-                        message.offset,
-                        reason,
-                    )
-                    await dead_letters.send(key=message.key, value=dead_letter(message, reason))
-                    continue
-                deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
-            if deliveries:
-                await asyncio.to_thread(applier.apply, deliveries)
+    def agent_for(applier: Applier) -> None:
+        async def consume(stream: Any) -> None:
+            async for batch in stream.take_events(1000, within=0.05):
+                deliveries = []
+                for event in batch:
+                    message = event.message
+                    try:
+                        envelope = decode(message.value)
+                    except (ValueError, ValidationError) as error:
+                        if applier is appliers[0]:  # one dead letter per message, not one per consumer
+                            reason = f"not a valid itil.events envelope: {error}"
+                            log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
+                                        message.offset, reason)  # fmt: skip
+                            await dead_letters.send(key=message.key, value=dead_letter(message, reason))
+                        continue
+                    deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
+                if deliveries:
+                    await asyncio.to_thread(applier.apply, deliveries)
+
+        app.agent(events, name=applier.projection.name)(consume)
+
+    for applier in appliers:
+        agent_for(applier)
+
+    if tick is not None:
+
+        @app.timer(interval=tick_interval)
+        async def ticker() -> None:
+            await asyncio.to_thread(tick)
 
     @app.task
     async def announce() -> None:

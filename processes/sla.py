@@ -1,0 +1,150 @@
+"""The SLA process: incident events start, pause, resume and stop the incident's SLA clocks.
+
+It reacts to `itil.events` and issues commands; the ticker asks the clocks that fall due to record
+their thresholds and breaches. Redelivered events are no-ops (the clocks know the last incident
+version they applied), and the clocks' id is derived from the incident's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from itil.application import (
+    CancelSlaClocks,
+    CheckSlaClocks,
+    ItilApplication,
+    PauseSlaClocks,
+    RestartSlaClocks,
+    ResumeSlaClocks,
+    RetargetSlaClocks,
+    SlaCommand,
+    StartSlaClocks,
+    StopSlaClock,
+)
+from projections.db import Database
+from projections.tracking import Process
+
+log = logging.getLogger(__name__)
+
+SCHEDULE_SCHEMA = """CREATE TABLE IF NOT EXISTS sla_schedule (
+    incident_id TEXT PRIMARY KEY,
+    due_us BIGINT NOT NULL
+)"""
+SCHEDULE_INDEX = "CREATE INDEX IF NOT EXISTS sla_schedule_due ON sla_schedule (due_us)"
+
+
+def _when(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+def command_for(envelope: dict[str, Any]) -> SlaCommand | None:
+    """The SLA command an incident event calls for, if any."""
+    if envelope["aggregate_type"] != "Incident":
+        return None
+    kind = envelope["event_type"].split(".")[-1]
+    p = envelope["payload"]
+    incident_id = UUID(str(envelope["aggregate_id"]))
+    at = _when(envelope["occurred_at"])
+    version = int(envelope["aggregate_version"])
+    if kind == "Logged":
+        return StartSlaClocks(incident_id, p["account"], p.get("service"), int(p["priority"]), at)
+    if kind == "Acknowledged":
+        return StopSlaClock(incident_id, "response", "acknowledged", at, version, ends_hold=False)
+    if kind == "PutOnHold":
+        return PauseSlaClocks(incident_id, p["reason"], at, version)
+    if kind == "Resumed":
+        return ResumeSlaClocks(incident_id, "resumed", at, version)
+    if kind == "ServiceRestored":
+        return StopSlaClock(incident_id, "restoration", "service restored", at, version, ends_hold=True)
+    if kind == "Resolved":
+        return StopSlaClock(incident_id, "resolution", f"resolved ({p['code']})", at, version, ends_hold=True)
+    if kind == "Reopened":
+        return RestartSlaClocks(incident_id, ("restoration", "resolution"), f"reopened: {p['reason']}", at, version)
+    if kind == "Reprioritised":
+        reason = f"priority changed from P{p['previous_priority']} to P{p['priority']}"
+        return RetargetSlaClocks(incident_id, int(p["priority"]), reason, at, version)
+    if kind == "Cancelled":
+        return CancelSlaClocks(incident_id, f"incident cancelled: {p['reason']}", at, version)
+    return None
+
+
+def _us(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+class SlaSchedule:
+    """When each incident's clocks next fall due: an index, so nothing polls every incident."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(SCHEDULE_SCHEMA)
+            tx.execute(SCHEDULE_INDEX)
+
+    def set(self, incident_id: UUID, due: datetime | None) -> None:
+        with self.db.transaction() as tx:
+            if due is None:
+                tx.execute("DELETE FROM sla_schedule WHERE incident_id = ?", (str(incident_id),))
+            else:
+                tx.execute(
+                    "INSERT INTO sla_schedule (incident_id, due_us) VALUES (?, ?)"
+                    " ON CONFLICT (incident_id) DO UPDATE SET due_us = excluded.due_us",
+                    (str(incident_id), _us(due)),
+                )
+
+    def due(self, now: datetime, limit: int = 500) -> list[UUID]:
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT incident_id FROM sla_schedule WHERE due_us <= ? ORDER BY due_us LIMIT ?",
+                (_us(now), limit),
+            ).all()
+        return [UUID(r["incident_id"]) for r in rows]
+
+
+class SlaProcess:
+    """Turns incident events into SLA commands and keeps the schedule of the next thresholds."""
+
+    def __init__(self, app: ItilApplication, schedule: SlaSchedule, clock: Callable[[], datetime]) -> None:
+        self.app = app
+        self.schedule = schedule
+        self.clock = clock
+
+    def react(self, envelope: dict[str, Any]) -> None:
+        command = command_for(envelope)
+        if command is None:
+            return
+        sla = self.app.handle_sla(command)
+        if sla is not None:
+            self.schedule.set(sla.incident_id, sla.next_due())
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Record the thresholds and breaches due by `now`; returns how many clocks were checked."""
+        now = now or self.clock()
+        checked = 0
+        while True:
+            due = self.schedule.due(now)
+            if not due:
+                return checked
+            for incident_id in due:
+                sla = self.app.handle_sla(CheckSlaClocks(incident_id, now))
+                self.schedule.set(incident_id, sla.next_due() if sla is not None else None)
+                checked += 1
+
+
+class SlaConsumer(Process):
+    """Feeds the SLA process from `itil.events`, each incident event once."""
+
+    name = "sla_process"
+
+    def __init__(self, db: Database, process: SlaProcess) -> None:
+        super().__init__(db)
+        self.process = process
+
+    def react(self, envelope: dict[str, Any]) -> None:
+        self.process.react(envelope)
