@@ -7,7 +7,7 @@ notification log, so no test waits on Kafka here (the broker path has its own te
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
