@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
@@ -286,6 +286,27 @@ class AddContractVersion:
     name: str = ""
 
 
+# -- handlers of the other areas (problems, changes, configuration, accounts) ------------
+
+COMMAND_HANDLERS: dict[type, Callable[[ItilApplication, Any], Any]] = {}
+"""Command class -> handler(app, command). Each area's module registers its own with `handles`."""
+
+A = TypeVar("A", bound=Aggregate)
+
+
+def handles(
+    *command_types: type,
+) -> Callable[[Callable[[ItilApplication, Any], Any]], Callable[[ItilApplication, Any], Any]]:
+    """Register a function as the handler of these command classes."""
+
+    def register(handler: Callable[[ItilApplication, Any], Any]) -> Callable[[ItilApplication, Any], Any]:
+        for command_type in command_types:
+            COMMAND_HANDLERS[command_type] = handler
+        return handler
+
+    return register
+
+
 @dataclass
 class SaveListeners:
     """Callbacks told after every successful save (the relay's wake-up)."""
@@ -307,8 +328,11 @@ class ItilApplication(Application[UUID]):
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
 
-    def handle(self, command: LogIncident | IncidentCommand) -> Incident:
-        """Carry out one command; returns the incident as it stands afterwards."""
+    def handle(self, command: Any) -> Any:
+        """Carry out one command; returns the aggregate it changed, as it stands afterwards."""
+        handler = COMMAND_HANDLERS.get(type(command))
+        if handler is not None:
+            return handler(self, command)
         if isinstance(command, LogIncident):
             return self._log(command)
         method = _INCIDENT_METHODS[type(command)]
@@ -350,6 +374,61 @@ class ItilApplication(Application[UUID]):
             return found
         self.saved()
         return incident
+
+    # -- generic load, call, save ------------------------------------------------------
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate with this id if it exists and is a `kind`, else None."""
+        try:
+            found: Any = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, kind) else None
+
+    def load(self, aggregate_id: UUID, kind: type[A], what: str) -> A:
+        found = self.find(aggregate_id, kind)
+        if found is None:
+            raise NotFound(f"there is no {what} {aggregate_id}")
+        return found
+
+    def create(self, aggregate_id: UUID, kind: type[A], make: Callable[[], A]) -> A:
+        """Create an aggregate once: the same creation carried out twice has the effect of once."""
+        existing = self.find(aggregate_id, kind)
+        if existing is not None:
+            return existing
+        aggregate = make()
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            found = self.find(aggregate_id, kind)
+            if found is None:
+                raise
+            return found
+        self.saved()
+        return aggregate
+
+    def update(self, ids: Sequence[tuple[UUID, type[Aggregate], str]], change: Callable[..., Any]) -> list[Any]:
+        """Load these aggregates, let `change` call their commands, save them all in one go.
+
+        On a concurrent save the whole command is tried again on fresh state, so rules are always
+        checked against what is stored; a refused command saves nothing.
+        """
+        for _attempt in range(CONFLICT_RETRIES):
+            aggregates = [self.load(i, kind, what) for i, kind, what in ids]
+            versions = [a.version for a in aggregates]
+            change(*aggregates)
+            changed = [a for a, v in zip(aggregates, versions, strict=True) if a.version != v]
+            if not changed:
+                return aggregates
+            try:
+                self.save(*changed)
+            except IntegrityError:
+                continue
+            self.saved()
+            return aggregates
+        raise ConcurrencyConflict(
+            f"{', '.join(str(i) for i, _, _ in ids)} kept changing while the command ran; try again"
+        )
 
     # -- SLA ------------------------------------------------------------------------
 

@@ -270,9 +270,14 @@ def _uuid(text: str) -> UUID:
 class Route:
     method: str
     path: str
-    handler: str
+    handler: str | Callable[[WebApi, web.Request], Awaitable[web.StreamResponse]]
     action: str
-    account: str  # how to find the account: "none", "path", "body", "incident"
+    account: str | Callable[[WebApi, web.Request], Awaitable[str | None]]
+    """How to find the account: "none", "path", "body", "incident", or a function of the request."""
+
+
+EXTRA_ROUTES: list[Route] = []
+"""Routes of the other areas (problems, changes, configuration items), added by their modules."""
 
 
 ROUTES = (
@@ -314,12 +319,18 @@ class WebApi:
 
     def build(self) -> web.Application:
         webapp = web.Application(middlewares=[self.errors, self.access])
-        for route in ROUTES:
+        for route in (*ROUTES, *EXTRA_ROUTES):
             webapp.router.add_route(route.method, route.path, self._tagged(route))
         return webapp
 
     def _tagged(self, route: Route) -> Handler:
-        handler: Handler = getattr(self, route.handler)
+        if isinstance(route.handler, str):
+            handler: Handler = getattr(self, route.handler)
+        else:
+            area_handler = route.handler
+
+            async def handler(request: web.Request) -> web.StreamResponse:
+                return await area_handler(self, request)
 
         async def tagged(request: web.Request) -> web.StreamResponse:
             return await handler(request)
@@ -362,6 +373,8 @@ class WebApi:
         return await handler(request)
 
     async def _account_of(self, request: web.Request, route: Route) -> str | None:
+        if callable(route.account):
+            return await route.account(self, request)
         if route.account == "path":
             return request.match_info["account"]
         if route.account == "body":
@@ -374,6 +387,10 @@ class WebApi:
         return None
 
     # -- commands -------------------------------------------------------------------
+
+    def actor_and_at(self, request: web.Request, data: dict[str, Any]) -> tuple[str, datetime]:
+        """Who acts (X-Actor header or `actor`) and when (`at`, default now; never in the future)."""
+        return self._actor_and_at(request, data)
 
     def _actor_and_at(self, request: web.Request, data: dict[str, Any]) -> tuple[str, datetime]:
         actor = request.headers.get("X-Actor") or data.get("actor")
@@ -541,3 +558,8 @@ document.getElementById('f').onsubmit = async (ev) => {
 };
 </script></body></html>
 """
+
+
+read_body = _body
+"""The request's JSON object body ({} when empty); BadRequest when it is not a JSON object."""
+parse_uuid = _uuid
