@@ -226,13 +226,13 @@ class ServiceContract(Aggregate):
 def terms_in_force(
     versions: Sequence[Mapping[str, Any]], *, service: str | None, priority: int, at: datetime
 ) -> SlaTerms | None:
-    """Among contract versions, the latest effective at `at`, preferring one for `service`."""
+    """Among contract versions, the one in force at `at` (latest effective date), preferring `service`'s."""
     candidates = [v for v in versions if v["effective_from"] <= at]
     specific = [v for v in candidates if service and v["service"] == service]
     general = [v for v in candidates if v["service"] is None]
     if not (specific or general):
         return None
-    chosen = (specific or general)[-1]
+    chosen = max(specific or general, key=lambda v: (v["effective_from"], v["version"]))
     terms = Terms.from_dict(chosen["terms"])
     targets = terms.targets.get(priority)
     if not targets:

@@ -8,7 +8,7 @@ checked late.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -97,6 +97,7 @@ class IncidentSla(Aggregate):
         metric: str
         threshold: int
         notify: str
+        recipient: str | None = None
 
     class ClocksCancelled(Event):
         reason: str
@@ -195,9 +196,16 @@ class IncidentSla(Aggregate):
             if m["running_since"] is not None and not self.cancelled
             for percent in self._percents()
             if percent not in m["fired"]
-            and (instant := self.instant_reaching(metric, timedelta(seconds=m["target"] * percent / 100)))
+            and (instant := self._due_instant(metric, percent))
         ]
         return min(due) if due else None
+
+    def _due_instant(self, metric: str, percent: int) -> datetime | None:
+        """When a check would record this threshold: a breach just after the target runs out."""
+        reached = self.instant_reaching(metric, timedelta(seconds=self.metrics[metric]["target"] * percent / 100))
+        if reached is None:
+            return None
+        return reached + timedelta(microseconds=1) if percent == BREACH else reached
 
     def _percents(self) -> list[int]:
         return [*self.terms.thresholds, BREACH]
@@ -281,8 +289,12 @@ class IncidentSla(Aggregate):
             return
         self._cancelled(reason=reason, incident_version=incident_version, actor=ENGINE, at=at)
 
-    def check(self, now: datetime) -> int:
-        """Record every threshold and breach reached by `now`, each at its exact instant."""
+    def check(self, now: datetime, recipients: Mapping[str, str | None] | None = None) -> int:
+        """Record every threshold and breach reached by `now`, each at its exact instant.
+
+        `recipients` names who stands behind each escalation target now (the incident's
+        assignment group, the account's ROC), when the caller knows.
+        """
         if self.cancelled:
             return 0
         if now.tzinfo is None:
@@ -293,7 +305,10 @@ class IncidentSla(Aggregate):
                 if percent in m["fired"]:
                     continue
                 reached = self.instant_reaching(metric, timedelta(seconds=m["target"] * percent / 100))
-                if reached is not None and reached <= now and (m["stopped_at"] is None or reached < m["stopped_at"]):
+                if reached is None or (m["stopped_at"] is not None and reached >= m["stopped_at"]):
+                    continue
+                # a warning falls when its share is reached; a breach only once the target is exceeded
+                if reached < now or (percent != BREACH and reached == now):
                     due.append((reached, metric, percent))
         for reached, metric, percent in sorted(due):
             target = self.metrics[metric]["target"]
@@ -304,7 +319,12 @@ class IncidentSla(Aggregate):
             for escalation in self.terms.escalations:
                 if escalation.threshold == percent:
                     self._escalated(
-                        metric=metric, threshold=percent, notify=escalation.notify, actor=ENGINE, at=reached
+                        metric=metric,
+                        threshold=percent,
+                        notify=escalation.notify,
+                        recipient=(recipients or {}).get(escalation.notify),
+                        actor=ENGINE,
+                        at=reached,
                     )
         return len(due)
 
@@ -402,7 +422,9 @@ class IncidentSla(Aggregate):
         m["breached_at"] = at
 
     @event(Escalated)
-    def _escalated(self, metric: str, threshold: int, notify: str, actor: str, at: datetime) -> None:
+    def _escalated(
+        self, metric: str, threshold: int, notify: str, recipient: str | None, actor: str, at: datetime
+    ) -> None:
         pass
 
     @event(ClocksCancelled)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.incident import Incident
 from itil.application import (
     CancelSlaClocks,
     CheckSlaClocks,
@@ -123,6 +124,11 @@ class SlaProcess:
         if sla is not None:
             self.schedule.set(sla.incident_id, sla.next_due())
 
+    def recipients(self, incident_id: UUID) -> tuple[tuple[str, str | None], ...]:
+        """Who stands behind each escalation target of this incident now."""
+        incident = self.app.find(incident_id, Incident)
+        return (("assignment_group", incident.assignment_group if incident else None),)
+
     def tick(self, now: datetime | None = None) -> int:
         """Record the thresholds and breaches due by `now`; returns how many clocks were checked."""
         now = now or self.clock()
@@ -132,7 +138,7 @@ class SlaProcess:
             if not due:
                 return checked
             for incident_id in due:
-                sla = self.app.handle_sla(CheckSlaClocks(incident_id, now))
+                sla = self.app.handle_sla(CheckSlaClocks(incident_id, now, self.recipients(incident_id)))
                 self.schedule.set(incident_id, sla.next_due() if sla is not None else None)
                 checked += 1
 

@@ -107,7 +107,9 @@ def sla_summary(envelope: dict[str, Any]) -> str:
     if kind == "Breached":
         return f"{p['metric'].capitalize()} target of {_human(p['target_seconds'])} breached"
     if kind == "Escalated":
-        return f"Escalated to {p['notify'].replace('_', ' ')} at {p['threshold']} % of {p['metric']}"
+        who = {"roc": "the ROC", "assignment_group": "the assignment group"}.get(p["notify"], p["notify"])
+        named = f" ({p['recipient']})" if p.get("recipient") else ""
+        return f"Escalated to {who}{named} at {p['threshold']} % of {p['metric']}"
     if kind == "ClocksCancelled":
         return f"Clocks cancelled ({p['reason']})"
     return kind

@@ -56,7 +56,13 @@ def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 @dataclass
 class RelayState:
-    """How far the relay published, the chain head and end offset of each partition."""
+    """How far the relay published, the chain head of each partition, and its floor.
+
+    `ends[p]` is one past the first offset of the relay's latest flush on partition p: any broker
+    that still holds what the relay published reports an end offset at least that high (the
+    embedded broker reports one past the base offset of the last record batch, not of the last
+    record, so the floor cannot be the last offset).
+    """
 
     position: int = 0
     previous: dict[int, int] = field(default_factory=dict)
@@ -222,12 +228,14 @@ class Relay:
             previous[partition] = n.id
         self._producer.flush(timeout=30)
         new = RelayState(state.position, dict(state.previous), dict(state.ends))
+        floors: dict[int, int] = {}
         try:
             for position, partition, future in sent:
                 metadata = future.get(timeout=0)
                 new.position = position
                 new.previous[partition] = position
-                new.ends[partition] = max(new.ends.get(partition, 0), metadata.offset + 1)
+                floors.setdefault(partition, metadata.offset + 1)
+                new.ends[partition] = max(new.ends.get(partition, 0), floors[partition])
         finally:
             if new.position != state.position:
                 self.save_state(new)
@@ -263,6 +271,7 @@ class Relay:
                     log.warning("relay cannot publish (%s); retrying", error)
                     self.disconnect()
                     state = self.load_state()
+                    last_check = 0.0  # a broker that comes back may have come back empty
                     stop.wait(1.0)
         finally:
             self.disconnect()

@@ -36,6 +36,12 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
     spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]
 ) -> None:
     base, bootstrap = start_engine(spawn, tmp_path, store_env)
+    status, contract = call("POST", f"{base}/api/sla/accounts/resto-chain/contract", {
+        "targets": {"P2": {"response": "1h", "restoration": "4h"}, "P4": {"response": "2s", "restoration": "8h"}},
+        "calendar": {"preset": "24x7"},
+        "escalations": [{"threshold": 90, "notify": "roc"}],
+    }, actor="roc-anne")  # fmt: skip
+    assert status == 201, contract
 
     status, created = call("POST", f"{base}/api/incidents", {
         "account": "resto-chain", "ci": "tpe-0042", "title": "Payment terminal offline",
@@ -82,6 +88,27 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
     ]  # fmt: skip
     assert detail["timeline"][3]["summary"] == "Put on hold: awaiting supplier (new terminal shipped)"
     assert detail["timeline"][2]["actor"] == "tech-07"
+
+    # the SLA clocks run in the worker: restoration stopped in time; the P4's 2 s response breached
+    clocks = wait_for(
+        lambda: (c := call("GET", f"{base}/api/sla/incidents/{incident}")[1])
+        and c.get("metrics", {}).get("restoration", {}).get("state") == "stopped" and c,
+        60, what="SLA clocks",
+    )  # fmt: skip
+    assert clocks["metrics"]["restoration"]["met"] is True
+    breaches = wait_for(
+        lambda: call("GET", f"{base}/api/sla/accounts/resto-chain/breaches")[1]["breaches"], 60, what="breach"
+    )
+    assert [(b["incident_id"], b["metric"]) for b in breaches] == [(other["id"], "response")]
+    at_risk = wait_for(
+        lambda: call("GET", f"{base}/api/sla/accounts/resto-chain/at-risk")[1]["at_risk"], 60, what="at risk"
+    )
+    assert {r["incident_id"] for r in at_risk} == {other["id"]}
+    explained = wait_for(
+        lambda: len(e := call("GET", f"{base}/api/sla/incidents/{incident}")[1]["explanation"]) >= 3 and e,
+        60, what="explanation",
+    )  # fmt: skip
+    assert explained[0]["summary"].startswith("Clocks started: P2")
 
     status, story = call("GET", f"{base}/api/incidents/{incident}")
     assert status == 200 and story["status"] == "restored" and len(story["timeline"]) == 6
