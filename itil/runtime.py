@@ -17,6 +17,7 @@ from itil.config import Settings
 from itil.web import WebApi
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
+from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection
 from streams.relay import Relay
@@ -39,7 +40,8 @@ class Engine:
         self.sla_schedule = SlaSchedule(self.db)
         self.sla_process = SlaProcess(self.app, self.sla_schedule, clock)
         self.sla_consumer = SlaConsumer(self.db, self.sla_process)
-        for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer):
+        self.ci_registry = CiRegistryProjection(self.db)
+        for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer, self.ci_registry):
             owner.create_tables()
 
     def relay(self, bootstrap: str) -> Relay:
@@ -52,7 +54,8 @@ class Engine:
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
         reader = kafka_partition_reader(bootstrap)
-        appliers = [Applier(c, reader) for c in (self.projection, self.sla_dashboard, self.sla_consumer)]
+        consumers = (self.projection, self.sla_dashboard, self.ci_registry, self.sla_consumer)
+        appliers = [Applier(c, reader) for c in consumers]
         fapp = build_faust_app(
             bootstrap=bootstrap,
             group=self.settings.worker_group,

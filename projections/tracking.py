@@ -93,6 +93,14 @@ class TrackedConsumer:
     def schema(self) -> Sequence[str]:
         return ()
 
+    def tables(self) -> Sequence[str]:
+        """The tables this consumer owns (emptied when it is rebuilt)."""
+        return [
+            statement.split("EXISTS", 1)[1].split("(", 1)[0].strip()
+            for statement in self.schema()
+            if statement.lstrip().upper().startswith("CREATE TABLE")
+        ]
+
     def positions(self, topic: str) -> dict[int, tuple[int, int]]:
         """Per partition: (last applied position, its Kafka offset)."""
         with self.db.transaction(write=False) as tx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -47,8 +48,16 @@ class EventEnvelopeSchema(Schema):
 ENVELOPE_SCHEMA = EventEnvelopeSchema()
 
 
-def event_id(aggregate_id: UUID, version: int) -> UUID:
-    return uuid5(EVENT_ID_NAMESPACE, f"{aggregate_id}:{version}")
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
+def event_id(aggregate_id: UUID, version: int) -> str:
+    """uuid5(EVENT_ID_NAMESPACE, "<aggregate id>:<version>"), written out without the UUID class (hot path)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{aggregate_id}:{version}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    x = digest.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _plain(value: Any) -> Any:
@@ -56,6 +65,10 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
 
@@ -67,7 +80,7 @@ def envelope_of(
     qualname = type(event).__qualname__
     return {
         "envelope_version": ENVELOPE_VERSION,
-        "event_id": str(event_id(event.originator_id, event.originator_version)),
+        "event_id": event_id(event.originator_id, event.originator_version),
         "event_type": qualname,
         "aggregate_type": qualname.split(".")[0],
         "aggregate_id": str(event.originator_id),

@@ -1,0 +1,451 @@
+"""Problem management: its commands, their handlers, and the routes of /api/problems.
+
+Importing this module registers the handlers (with `handles`) and the routes (in EXTRA_ROUTES).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from aiohttp import web
+from eventsourcing.domain import Aggregate
+from marshmallow import Schema, fields, validate
+
+from domain.change import CLOSED as CHANGE_CLOSED
+from domain.change import FAILED as CHANGE_FAILED
+from domain.change import IMPLEMENTED as CHANGE_IMPLEMENTED
+from domain.change import REVIEW as CHANGE_REVIEW
+from domain.change import Change
+from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.incident import Incident
+from domain.problem import Problem
+from itil.application import ItilApplication, handles
+from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
+from streams.envelope import envelope_of
+
+# -- commands -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogProblem:
+    id: UUID
+    account: str
+    title: str
+    actor: str
+    at: datetime
+    description: str = ""
+    ci: str | None = None
+    category: str | None = None
+    incident_ids: tuple[UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class AddIncidentToProblem:
+    problem_id: UUID
+    incident_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RemoveIncidentFromProblem:
+    problem_id: UUID
+    incident_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StartInvestigation:
+    problem_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RecordRootCause:
+    problem_id: UUID
+    analysis: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PublishWorkaround:
+    problem_id: UUID
+    workaround: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ProposeChange:
+    problem_id: UUID
+    change_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class ResolveProblem:
+    problem_id: UUID
+    actor: str
+    at: datetime
+    via_change_id: UUID | None = None
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class ReopenInvestigation:
+    problem_id: UUID
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CloseProblem:
+    problem_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class CancelProblem:
+    problem_id: UUID
+    reason: str
+    actor: str
+    at: datetime
+
+
+# -- handlers -------------------------------------------------------------------------------------
+
+_PROBLEM = "problem"
+_IMPLEMENTED_STATUSES = (CHANGE_IMPLEMENTED, CHANGE_REVIEW, CHANGE_CLOSED)
+
+
+def unused_id(app: ItilApplication, aggregate_id: UUID, what: str) -> None:
+    """Refuse a client-chosen id already taken by a record of another kind."""
+    if aggregate_id in app.repository:
+        raise IllegalTransition(f"cannot create {what} {aggregate_id}: that id is already used by another record")
+
+
+def check_incident(app: ItilApplication, incident_id: UUID, account: str, problem: str) -> None:
+    """The incident exists and belongs to the account of the problem it is linked to."""
+    incident = app.load(incident_id, Incident, "incident")
+    if incident.account != account:
+        raise InvalidCommand(
+            f"cannot link incident {incident_id} to {problem}: the incident is on account"
+            f" {incident.account}, the problem on account {account}"
+        )
+
+
+@handles(LogProblem)
+def log_problem(app: ItilApplication, c: LogProblem) -> Problem:
+    existing = app.find(c.id, Problem)
+    if existing is not None:
+        return existing  # the same LogProblem carried out twice has the effect of once
+    unused_id(app, c.id, _PROBLEM)
+    for incident_id in c.incident_ids:
+        check_incident(app, incident_id, c.account, f"problem {c.id}")
+    return app.create(
+        c.id,
+        Problem,
+        lambda: Problem.log(
+            id=c.id,
+            account=c.account,
+            title=c.title,
+            description=c.description,
+            actor=c.actor,
+            at=c.at,
+            ci=c.ci,
+            category=c.category,
+            incident_ids=c.incident_ids,
+        ),  # fmt: skip
+    )
+
+
+def _on_problem(app: ItilApplication, problem_id: UUID, act: Callable[[Problem], None]) -> Problem:
+    [problem] = app.update([(problem_id, Problem, _PROBLEM)], act)
+    result: Problem = problem
+    return result
+
+
+@handles(AddIncidentToProblem)
+def add_incident(app: ItilApplication, c: AddIncidentToProblem) -> Problem:
+    problem = app.load(c.problem_id, Problem, _PROBLEM)
+    check_incident(app, c.incident_id, problem.account, f"problem {c.problem_id}")
+    return _on_problem(app, c.problem_id, lambda p: p.link_incident(incident_id=c.incident_id, actor=c.actor, at=c.at))
+
+
+@handles(RemoveIncidentFromProblem)
+def remove_incident(app: ItilApplication, c: RemoveIncidentFromProblem) -> Problem:
+    return _on_problem(
+        app, c.problem_id, lambda p: p.unlink_incident(incident_id=c.incident_id, actor=c.actor, at=c.at)
+    )
+
+
+@handles(StartInvestigation)
+def start_investigation(app: ItilApplication, c: StartInvestigation) -> Problem:
+    return _on_problem(app, c.problem_id, lambda p: p.investigate(actor=c.actor, at=c.at))
+
+
+@handles(RecordRootCause)
+def record_root_cause(app: ItilApplication, c: RecordRootCause) -> Problem:
+    return _on_problem(app, c.problem_id, lambda p: p.record_root_cause(analysis=c.analysis, actor=c.actor, at=c.at))
+
+
+@handles(PublishWorkaround)
+def publish_workaround(app: ItilApplication, c: PublishWorkaround) -> Problem:
+    return _on_problem(
+        app, c.problem_id, lambda p: p.publish_workaround(workaround=c.workaround, actor=c.actor, at=c.at)
+    )
+
+
+@handles(ProposeChange)
+def propose_change(app: ItilApplication, c: ProposeChange) -> Problem:
+    def act(problem: Problem, change: Change) -> None:
+        if change.account != problem.account:
+            raise InvalidCommand(
+                f"cannot propose change {c.change_id} for problem {c.problem_id}: the change is on"
+                f" account {change.account}, the problem on account {problem.account}"
+            )
+        problem.propose_change(change_id=c.change_id, actor=c.actor, at=c.at)
+
+    problem, _ = app.update([(c.problem_id, Problem, _PROBLEM), (c.change_id, Change, "change")], act)
+    result: Problem = problem
+    return result
+
+
+@handles(ResolveProblem)
+def resolve_problem(app: ItilApplication, c: ResolveProblem) -> Problem:
+    if c.via_change_id is None:
+        return _on_problem(
+            app, c.problem_id, lambda p: p.resolve(via_change_id=None, notes=c.notes, actor=c.actor, at=c.at)
+        )
+    via = c.via_change_id
+
+    def act(problem: Problem, change: Change) -> None:
+        if change.status not in _IMPLEMENTED_STATUSES:
+            state = "failed" if change.status == CHANGE_FAILED else f"is {change.status}"
+            raise IllegalTransition(
+                f"cannot resolve problem {c.problem_id} via change {via}: the change {state};"
+                " only an implemented change removes the cause"
+            )
+        problem.resolve(via_change_id=via, notes=c.notes, actor=c.actor, at=c.at)
+
+    problem, _ = app.update([(c.problem_id, Problem, _PROBLEM), (via, Change, "change")], act)
+    result: Problem = problem
+    return result
+
+
+@handles(ReopenInvestigation)
+def reopen_investigation(app: ItilApplication, c: ReopenInvestigation) -> Problem:
+    return _on_problem(app, c.problem_id, lambda p: p.reopen_investigation(reason=c.reason, actor=c.actor, at=c.at))
+
+
+@handles(CloseProblem)
+def close_problem(app: ItilApplication, c: CloseProblem) -> Problem:
+    return _on_problem(app, c.problem_id, lambda p: p.close(actor=c.actor, at=c.at))
+
+
+@handles(CancelProblem)
+def cancel_problem(app: ItilApplication, c: CancelProblem) -> Problem:
+    return _on_problem(app, c.problem_id, lambda p: p.cancel(reason=c.reason, actor=c.actor, at=c.at))
+
+
+# -- history --------------------------------------------------------------------------------------
+
+_DETAIL = {
+    "Logged": "title",
+    "IncidentLinked": "incident_id",
+    "IncidentUnlinked": "incident_id",
+    "RootCauseRecorded": "analysis",
+    "WorkaroundPublished": "workaround",
+    "ChangeProposed": "change_id",
+    "Resolved": "notes",
+    "InvestigationReopened": "reason",
+    "Cancelled": "reason",
+    "Requested": "title",
+    "Assessed": "risk",
+    "CabConvened": "members",
+    "Approved": "approver",
+    "Rejected": "reason",
+    "Authorised": "basis",
+    "Completed": "notes",
+    "Failed": "reason",
+    "Reviewed": "outcome",
+}
+
+
+def _words(kind: str) -> str:
+    """`RootCauseRecorded` -> `Root cause recorded` (CAB stays CAB)."""
+    words = re.findall(r"Cab|[A-Z][a-z]*", kind)
+    text = " ".join("CAB" if w == "Cab" else w.lower() for w in words)
+    return text[:1].upper() + text[1:]
+
+
+def timeline(app: ItilApplication, aggregate_id: UUID) -> list[dict[str, Any]]:
+    """Every stored event of one problem or change, oldest first, as it reads in its history."""
+    entries = []
+    for e in app.events.get(aggregate_id):
+        envelope = envelope_of(e, None)
+        kind = envelope["event_type"].split(".")[-1]
+        payload = envelope["payload"]
+        detail = payload.get(_DETAIL.get(kind, ""))
+        if isinstance(detail, list | tuple):
+            detail = ", ".join(str(d) for d in detail)
+        summary = _words(kind) + (f": {detail}" if detail not in (None, "") else "")
+        if kind == "Scheduled":
+            summary += f": {payload['start']} – {payload['end']}"
+            if payload.get("outside_maintenance_window"):
+                summary += " (outside the maintenance windows)"
+        entries.append(
+            {
+                "version": envelope["aggregate_version"],
+                "event_type": envelope["event_type"],
+                "occurred_at": envelope["occurred_at"],
+                "actor": envelope["actor"],
+                "summary": summary,
+                "details": payload,
+            }
+        )
+    return entries
+
+
+# -- HTTP -----------------------------------------------------------------------------------------
+
+
+class CommandBody(Schema):
+    """What every command body may carry: when it happened and, without X-Actor, who acted."""
+
+    at = fields.AwareDateTime(load_default=None, metadata={"description": "when it happened; default now"})
+    actor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+def _text(max_length: int = 20000, required: bool = True) -> fields.String:
+    if required:
+        return fields.String(required=True, validate=validate.Length(min=1, max=max_length))
+    return fields.String(load_default="", validate=validate.Length(max=max_length))
+
+
+class LogProblemBody(CommandBody):
+    id = fields.UUID(load_default=None, metadata={"description": "client-chosen id makes retries safe"})
+    account = _text(200)
+    title = _text(500)
+    description = _text(required=False)
+    ci = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    category = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    incident_ids = fields.List(fields.UUID(), load_default=list)
+
+
+class IncidentBody(CommandBody):
+    incident_id = fields.UUID(required=True)
+
+
+class AnalysisBody(CommandBody):
+    analysis = _text()
+
+
+class WorkaroundBody(CommandBody):
+    workaround = _text()
+
+
+class ChangeIdBody(CommandBody):
+    change_id = fields.UUID(required=True)
+
+
+class ResolveProblemBody(CommandBody):
+    via_change_id = fields.UUID(load_default=None, metadata={"description": "the change that removed the cause"})
+    notes = _text(required=False)
+
+
+class ReasonBody(CommandBody):
+    reason = _text(5000)
+
+
+PROBLEM_COMMANDS: dict[str, tuple[Schema, type]] = {
+    "link-incident": (IncidentBody(), AddIncidentToProblem),
+    "unlink-incident": (IncidentBody(), RemoveIncidentFromProblem),
+    "investigate": (CommandBody(), StartInvestigation),
+    "root-cause": (AnalysisBody(), RecordRootCause),
+    "workaround": (WorkaroundBody(), PublishWorkaround),
+    "propose-change": (ChangeIdBody(), ProposeChange),
+    "resolve": (ResolveProblemBody(), ResolveProblem),
+    "reopen-investigation": (ReasonBody(), ReopenInvestigation),
+    "close": (CommandBody(), CloseProblem),
+    "cancel": (ReasonBody(), CancelProblem),
+}
+"""POST /api/problems/{problem_id}/{command}: the body's schema and the command it becomes."""
+
+
+def id_in_path(request: web.Request, key: str, what: str) -> UUID:
+    text = request.match_info[key]
+    try:
+        return UUID(text)
+    except ValueError:
+        raise NotFound(f"there is no {what} {text!r}: not a {what} id") from None
+
+
+async def load_in_path(api: WebApi, request: web.Request, key: str, kind: type[Aggregate], what: str) -> Any:
+    """The aggregate named in the path (404 when there is none)."""
+    return await asyncio.to_thread(api.app.load, id_in_path(request, key, what), kind, what)
+
+
+async def problem_account(api: WebApi, request: web.Request) -> str | None:
+    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
+    return problem.account
+
+
+async def command_of(api: WebApi, request: web.Request, commands: dict[str, tuple[Schema, type]], **ids: Any) -> Any:
+    """The command named by the path's {command}, built from the validated body."""
+    name = request.match_info["command"]
+    if name not in commands:
+        raise NotFound(f"unknown command {name!r}; use one of {', '.join(commands)}")
+    schema, command_class = commands[name]
+    data = schema.load(await read_body(request))
+    actor, at = api.actor_and_at(request, data)
+    data.update(actor=actor, at=at, **ids)
+    return command_class(**data)
+
+
+async def log_problem_route(api: WebApi, request: web.Request) -> web.Response:
+    data = LogProblemBody().load(await read_body(request))
+    actor, at = api.actor_and_at(request, data)
+    command = LogProblem(
+        id=data["id"] or uuid4(), account=data["account"], title=data["title"], actor=actor, at=at,
+        description=data["description"], ci=data["ci"], category=data["category"],
+        incident_ids=tuple(data["incident_ids"]),
+    )  # fmt: skip
+    problem = await asyncio.to_thread(api.app.handle, command)
+    return reply(problem.summary(), status=201, headers={"Location": f"/api/problems/{problem.id}"})
+
+
+async def problem_command_route(api: WebApi, request: web.Request) -> web.Response:
+    problem_id = id_in_path(request, "problem_id", _PROBLEM)
+    command = await command_of(api, request, PROBLEM_COMMANDS, problem_id=problem_id)
+    problem = await asyncio.to_thread(api.app.handle, command)
+    return reply(problem.summary())
+
+
+async def get_problem_route(api: WebApi, request: web.Request) -> web.Response:
+    """The problem as the store has it now, with its whole story."""
+    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
+    body = problem.summary()
+    body["timeline"] = await asyncio.to_thread(timeline, api.app, problem.id)
+    return reply(body)
+
+
+EXTRA_ROUTES.extend(
+    [
+        Route("POST", "/api/problems", log_problem_route, "problem.log", "body"),
+        Route("GET", "/api/problems/{problem_id}", get_problem_route, "problem.read", problem_account),
+        Route("POST", "/api/problems/{problem_id}/{command}", problem_command_route, "problem.update", problem_account),
+    ]
+)
