@@ -1,0 +1,169 @@
+"""Latency: command accepted -> visible in the account view, at a sustained rate, embedded broker.
+
+Runs `itil up` (embedded broker, SQLite) in a subprocess, sends incident commands over HTTP at a
+steady rate (100 commands/s by default: lifecycles of log, acknowledge, assign, restore,
+resolve, close) and watches the account view's table until each command's version shows.
+Baseline in the same run: the HTTP round trip of GET /api/health (the floor of any answer).
+Target: p99 under 250 ms.
+
+    .venv/bin/python -m bench.latency [--rate 100] [--seconds 60] [--quick]
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import arguments, report
+from streams.broker import free_port
+
+STEPS = [
+    ("acknowledge", {}), ("assign", {"group": "N2 network", "assignee": "eve"}), ("restore", {}),
+    ("resolve", {"code": "fixed"}), ("close", {}),
+]  # fmt: skip
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def post(self, path: str, body: dict) -> dict:
+        self.conn.request("POST", path, json.dumps(body), {"X-Actor": "bench", "Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = json.loads(response.read())
+        if response.status >= 300:
+            raise RuntimeError(f"{path}: {response.status} {data}")
+        return data
+
+    def health(self) -> float:
+        began = time.perf_counter()
+        self.conn.request("GET", "/api/health")
+        self.conn.getresponse().read()
+        return time.perf_counter() - began
+
+
+def main() -> None:
+    args = arguments(__doc__ or "", rate=(int, 100, "commands per second"), seconds=(int, 60, "how long"))
+    seconds = 5 if args.quick else args.seconds
+    with tempfile.TemporaryDirectory() as directory:
+        port = free_port()
+        env = {**os.environ, "ITIL_DATA_DIR": directory, "ITIL_HTTP_PORT": str(port), "ITIL_LOG_LEVEL": "warn"}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        env.pop("PERSISTENCE_MODULE", None)
+        log = open(Path(directory) / "engine.log", "wb")  # noqa: SIM115
+        engine = subprocess.Popen([sys.executable, "-m", "itil.cli", "--loglevel", "warn", "up"], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            run(port, Path(directory) / "itil.sqlite", args.rate, seconds, args.json)
+        finally:
+            os.killpg(engine.pid, signal.SIGTERM)
+            engine.wait(30)
+            log.close()
+
+
+def run(port: int, database: Path, rate: int, seconds: int, as_json: bool) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            Client(port).health()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    # warm up: the worker joins its group; wait until a first incident is visible
+    client = Client(port)
+    first = client.post("/api/incidents", {"account": "bench", "ci": "warm", "title": "warm-up", "impact": 3,
+                                           "urgency": 3, "channel": "monitoring"})["id"]  # fmt: skip
+    view = sqlite3.connect(database, timeout=30)
+    while not view.execute("SELECT 1 FROM view_incidents WHERE incident_id = ?", (first,)).fetchone():
+        time.sleep(0.05)
+
+    accepted: dict[tuple[str, int], float] = {}
+    seen: dict[tuple[str, int], float] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def watch() -> None:
+        db = sqlite3.connect(database, timeout=30)
+        while not stop.is_set() or len(seen) < len(accepted):
+            with lock:
+                pending = {k for k in accepted if k not in seen}
+            if pending:
+                ids = list({i for i, _ in pending})
+                rows = db.execute(
+                    f"SELECT incident_id, version FROM view_incidents WHERE incident_id IN ({','.join('?' * len(ids))})",
+                    ids,
+                ).fetchall()
+                now = time.perf_counter()
+                versions = dict(rows)
+                for incident, version in pending:
+                    if versions.get(incident, 0) >= version:
+                        seen[(incident, version)] = now
+            time.sleep(0.002)
+            if stop.is_set() and time.perf_counter() - stopped_at[0] > 30:
+                return
+
+    stopped_at = [0.0]
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    health = [client.health() for _ in range(200)]
+    interval = 1.0 / rate
+    started = time.perf_counter()
+    open_incidents: list[tuple[str, int]] = []
+    sent = 0
+    while time.perf_counter() - started < seconds:
+        due = started + sent * interval
+        pause = due - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        if open_incidents and (sent % 6 != 0):
+            incident, step = open_incidents.pop(0)
+            command, body = STEPS[step]
+            reply = client.post(f"/api/incidents/{incident}/{command}", body)
+            if step + 1 < len(STEPS):
+                open_incidents.append((incident, step + 1))
+        else:
+            reply = client.post("/api/incidents", {"account": "bench", "ci": f"ci-{sent}", "title": "bench",
+                                                   "impact": 2, "urgency": 2, "channel": "monitoring"})  # fmt: skip
+            open_incidents.append((reply["id"], 0))
+        with lock:
+            accepted[(reply["id"], reply["version"])] = time.perf_counter()
+        sent += 1
+    stopped_at[0] = time.perf_counter()
+    stop.set()
+    watcher.join()
+    latencies = [(seen[k] - t) * 1000 for k, t in accepted.items() if k in seen]
+    report(
+        f"latency ({rate} commands/s for {seconds} s, embedded broker, SQLite)",
+        {
+            "commands sent": sent,
+            "achieved rate, commands/s": sent / (stopped_at[0] - started),
+            "seen in the view": len(latencies),
+            "baseline: HTTP round trip p50, ms": statistics.median(health) * 1000,
+            "accepted -> visible p50, ms": percentile(latencies, 50),
+            "accepted -> visible p99, ms": percentile(latencies, 99),
+            "accepted -> visible max, ms": max(latencies),
+            "target: p99 < 250 ms": "met" if percentile(latencies, 99) < 250 else "NOT met",
+        },
+        as_json,
+    )
+
+
+if __name__ == "__main__":
+    main()
