@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from domain.account import DEFAULT_REOPEN_PERIOD, period_text
 from domain.errors import IllegalTransition, InvalidCommand
-from domain.priority import priority_of
+from domain.priority import DEFAULT_MATRIX, priority_of
 
 CHANNELS = ("phone", "extranet", "monitoring", "email")
 HOLD_REASONS = ("awaiting_customer", "awaiting_supplier", "awaiting_change")
@@ -35,6 +37,16 @@ STATUSES = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD, RESTORED, RESOLVED, CLOSED, CA
 OPEN_STATUSES = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD, RESTORED)
 """Statuses in which someone still has work to do on the incident."""
 
+ASSIGNMENT_GROUPS = {"N1 hotline": 1, "N2 systems": 2, "N2 network": 2, "field technicians": 2, "N3 experts": 3}
+"""The support groups and their tier; a functional escalation goes to a higher tier."""
+ESCALATION_LEVELS = ("roc", "management")
+"""Hierarchical escalation levels, lowest first."""
+_LEVEL_NAMES = {"roc": "the ROC", "management": "management"}
+
+
+def _rank(level: str) -> int:
+    return ESCALATION_LEVELS.index(level)
+
 
 def _required(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
@@ -46,6 +58,16 @@ def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise InvalidCommand(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return str(value)
+
+
+def _optional(value: object) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _uuid(name: str, value: object) -> UUID:
+    if not isinstance(value, UUID):
+        raise InvalidCommand(f"{name} must be a UUID, not {value!r}")
+    return value
 
 
 def _aware(at: object) -> datetime:
@@ -72,6 +94,8 @@ class Incident(Aggregate):
         priority: int
         channel: str
         reporter: str
+        category: str | None = None
+        related_incident: UUID | None = None
 
     class Acknowledged(Event):
         pass
@@ -109,6 +133,35 @@ class Incident(Aggregate):
     class Cancelled(Event):
         reason: str
 
+    class Categorised(Event):
+        category: str
+        previous_category: str | None
+
+    class FunctionallyEscalated(Event):
+        from_group: str
+        to_group: str
+        reason: str
+
+    class HierarchicallyEscalated(Event):
+        level: str
+        reason: str
+
+    class MajorIncidentDeclared(Event):
+        reason: str
+
+    class ChildAttached(Event):
+        child_id: UUID
+
+    class AttachedToParent(Event):
+        parent_id: UUID
+
+    class ProblemLinked(Event):
+        problem_id: UUID
+
+    class WorkaroundNoted(Event):
+        problem_id: UUID
+        workaround: str
+
     @event(Logged)
     def __init__(
         self,
@@ -125,6 +178,8 @@ class Incident(Aggregate):
         reporter: str,
         actor: str,
         at: datetime,
+        category: str | None = None,
+        related_incident: UUID | None = None,
     ) -> None:
         self.account = account
         self.service = service
@@ -149,6 +204,16 @@ class Incident(Aggregate):
         self.resolution_code: str | None = None
         self.closed_at: datetime | None = None
         self.cancelled_at: datetime | None = None
+        self.category = category
+        self.related_incident = related_incident
+        self.is_major = False
+        self.major_declared_at: datetime | None = None
+        self.escalation_level: str | None = None
+        self.parent_id: UUID | None = None
+        self.children: list[UUID] = []
+        self.problem_ids: list[UUID] = []
+        self.workaround: str | None = None
+        self.workaround_problem_id: UUID | None = None
 
     @classmethod
     def log(
@@ -166,12 +231,21 @@ class Incident(Aggregate):
         service: str | None = None,
         ci: str | None = None,
         description: str = "",
+        category: str | None = None,
+        related_incident: UUID | None = None,
+        matrix: Mapping[tuple[int, int], int] = DEFAULT_MATRIX,
     ) -> Incident:
-        """Log a new incident on an account's service or configuration item."""
-        service = service.strip() if isinstance(service, str) and service.strip() else None
-        ci = ci.strip() if isinstance(ci, str) and ci.strip() else None
+        """Log a new incident on an account's service or configuration item.
+
+        The priority comes from impact and urgency through the account's `matrix`; `related_incident`
+        names an earlier incident this one follows up (one that could no longer be reopened).
+        """
+        service = _optional(service)
+        ci = _optional(ci)
         if service is None and ci is None:
             raise InvalidCommand("an incident must name the service or the CI it affects")
+        if related_incident is not None and _uuid("the related incident", related_incident) == id:
+            raise InvalidCommand("an incident cannot be related to itself")
         return cls._create(
             cls.Logged,
             id=id,
@@ -182,11 +256,13 @@ class Incident(Aggregate):
             description=description or "",
             impact=impact,
             urgency=urgency,
-            priority=priority_of(impact, urgency),
+            priority=priority_of(impact, urgency, matrix),
             channel=_one_of("channel", channel, CHANNELS),
             reporter=_required("reporter", reporter),
             actor=_required("actor", actor),
             at=_aware(at),
+            category=_optional(category),
+            related_incident=related_incident,
         )
 
     # -- commands -----------------------------------------------------------------
@@ -202,11 +278,19 @@ class Incident(Aggregate):
         self._refuse_unless("acknowledge", OPEN_STATUSES)
         self._acknowledged(actor=actor, at=at)
 
-    def reprioritise(self, *, impact: int, urgency: int, actor: str, at: datetime) -> None:
-        """Change impact and urgency; the priority is recomputed from the matrix."""
+    def reprioritise(
+        self,
+        *,
+        impact: int,
+        urgency: int,
+        actor: str,
+        at: datetime,
+        matrix: Mapping[tuple[int, int], int] = DEFAULT_MATRIX,
+    ) -> None:
+        """Change impact and urgency; the priority is recomputed through the account's matrix."""
         self._check("reprioritise", actor, at)
         self._refuse_unless("reprioritise", OPEN_STATUSES)
-        priority = priority_of(impact, urgency)
+        priority = priority_of(impact, urgency, matrix)
         if (impact, urgency) == (self.impact, self.urgency):
             raise IllegalTransition(
                 f"cannot reprioritise incident {self.id}: impact {impact} and urgency {urgency} are unchanged"
@@ -268,11 +352,21 @@ class Incident(Aggregate):
             self._service_restored(note="restored on resolution", actor=actor, at=at)
         self._resolved(code=code, notes=notes or "", actor=actor, at=at)
 
-    def reopen(self, *, reason: str, actor: str, at: datetime) -> None:
-        """Reopen a resolved incident whose resolution did not hold; service is down again."""
+    def reopen(
+        self, *, reason: str, actor: str, at: datetime, reopen_within: timedelta = DEFAULT_REOPEN_PERIOD
+    ) -> None:
+        """Reopen a resolved incident whose resolution did not hold, within the account's reopen period."""
         self._check("reopen", actor, at)
         self._refuse_unless("reopen", (RESOLVED,))
-        self._reopened(reason=_required("reason", reason), actor=actor, at=at)
+        reason = _required("reason", reason)
+        assert self.resolved_at is not None
+        if at > self.resolved_at + reopen_within:
+            raise IllegalTransition(
+                f"cannot reopen incident {self.id}: it was resolved at {self.resolved_at.isoformat()}, more than"
+                f" {period_text(reopen_within)} ago (the account's reopen period); log a new incident related to"
+                " this one instead"
+            )
+        self._reopened(reason=reason, actor=actor, at=at)
 
     def close(self, *, actor: str, at: datetime) -> None:
         """Close a resolved incident for good."""
@@ -284,11 +378,107 @@ class Incident(Aggregate):
         """Cancel an incident logged by mistake or as a duplicate, before service was restored."""
         self._check("cancel", actor, at)
         if self.restored_at is not None and self.status in OPEN_STATUSES:
-            raise IllegalTransition(
-                f"cannot cancel incident {self.id}: service was restored, resolve it instead"
-            )
+            raise IllegalTransition(f"cannot cancel incident {self.id}: service was restored, resolve it instead")
         self._refuse_unless("cancel", (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD))
         self._cancelled(reason=_required("reason", reason), actor=actor, at=at)
+
+    def categorise(self, *, category: str, actor: str, at: datetime) -> None:
+        """Say what kind of incident it is ("network", "payment terminal"…), for routing and statistics."""
+        self._check("categorise", actor, at)
+        self._refuse_unless("categorise", (*OPEN_STATUSES, RESOLVED))
+        category = _required("category", category)
+        if category == self.category:
+            raise IllegalTransition(f"cannot categorise incident {self.id}: it is already in category {category!r}")
+        self._categorised(category=category, previous_category=self.category, actor=actor, at=at)
+
+    def escalate_functionally(self, *, to_group: str, reason: str, actor: str, at: datetime) -> None:
+        """Hand the incident to a group of a higher support tier (N1 -> N2 -> N3); nobody in it yet."""
+        self._check("escalate", actor, at)
+        self._refuse_unless("escalate", OPEN_STATUSES)
+        to_group = _required("group", to_group)
+        reason = _required("reason", reason)
+        if self.assignment_group is None:
+            raise IllegalTransition(
+                f"cannot escalate incident {self.id} to {to_group}: it is not assigned to a group yet, assign it first"
+            )
+        from_tier = ASSIGNMENT_GROUPS.get(self.assignment_group)
+        to_tier = ASSIGNMENT_GROUPS.get(to_group)
+        if to_tier is None:
+            raise InvalidCommand(
+                f"cannot escalate incident {self.id} to {to_group}: its support tier is unknown;"
+                f" escalate to one of {', '.join(ASSIGNMENT_GROUPS)}, or assign it instead"
+            )
+        if from_tier is None:
+            raise IllegalTransition(
+                f"cannot escalate incident {self.id} from {self.assignment_group} to {to_group} (tier {to_tier}):"
+                f" the tier of {self.assignment_group} is unknown, assign it instead"
+            )
+        if to_tier <= from_tier:
+            raise IllegalTransition(
+                f"cannot escalate incident {self.id} from {self.assignment_group} (tier {from_tier}) to {to_group}"
+                f" (tier {to_tier}): a functional escalation goes to a higher tier, assign it instead"
+            )
+        self._functionally_escalated(
+            from_group=self.assignment_group, to_group=to_group, reason=reason, actor=actor, at=at
+        )
+
+    def escalate_hierarchically(self, *, level: str, reason: str, actor: str, at: datetime) -> None:
+        """Bring the incident to the attention of the account's ROC, or of management."""
+        self._check("escalate", actor, at)
+        self._refuse_unless("escalate", OPEN_STATUSES)
+        level = _one_of("level", level, ESCALATION_LEVELS)
+        reason = _required("reason", reason)
+        if self.escalation_level is not None and _rank(level) <= _rank(self.escalation_level):
+            raise IllegalTransition(
+                f"cannot escalate incident {self.id} to {_LEVEL_NAMES[level]}: it was already escalated to"
+                f" {_LEVEL_NAMES[self.escalation_level]}"
+            )
+        self._hierarchically_escalated(level=level, reason=reason, actor=actor, at=at)
+
+    def declare_major(self, *, reason: str, actor: str, at: datetime) -> None:
+        """Declare a major incident: a widespread or critical outage run by its own procedure."""
+        self._check("declare a major incident on", actor, at)
+        if self.is_major:
+            raise IllegalTransition(f"cannot declare incident {self.id} major: it already is a major incident")
+        self._refuse_unless("declare a major incident on", OPEN_STATUSES)
+        self._major_incident_declared(reason=_required("reason", reason), actor=actor, at=at)
+
+    def attach_child(self, *, child_id: UUID, actor: str, at: datetime) -> None:
+        """Make another incident of the same outage a child of this one (mass outages)."""
+        self._check("attach a child to", actor, at)
+        self._check_attach_child(_uuid("the child incident", child_id))
+        self._child_attached(child_id=child_id, actor=actor, at=at)
+
+    def attach_to_parent(self, *, parent_id: UUID, actor: str, at: datetime) -> None:
+        """Make this incident a child of the parent incident of its outage."""
+        self._check("attach", actor, at)
+        self._check_attach_to_parent(_uuid("the parent incident", parent_id))
+        self._attached_to_parent(parent_id=parent_id, actor=actor, at=at)
+
+    def link_problem(self, *, problem_id: UUID, actor: str, at: datetime) -> None:
+        """Record that this incident is caused by a problem under investigation."""
+        self._check("link a problem to", actor, at)
+        problem_id = _uuid("the problem id", problem_id)
+        if problem_id in self.problem_ids:
+            raise IllegalTransition(f"cannot link incident {self.id} to problem {problem_id}: it is already linked")
+        self._problem_linked(problem_id=problem_id, actor=actor, at=at)
+
+    def note_workaround(self, *, problem_id: UUID, workaround: str, actor: str, at: datetime) -> None:
+        """Record the workaround a linked problem offers, so whoever works the incident can apply it."""
+        self._check("note a workaround on", actor, at)
+        problem_id = _uuid("the problem id", problem_id)
+        workaround = _required("workaround", workaround)
+        if problem_id not in self.problem_ids:
+            raise IllegalTransition(
+                f"cannot note a workaround on incident {self.id}: it is not linked to problem {problem_id},"
+                " link it first"
+            )
+        if (problem_id, workaround) == (self.workaround_problem_id, self.workaround):
+            raise IllegalTransition(
+                f"cannot note a workaround on incident {self.id}: this workaround of problem {problem_id}"
+                " is already noted"
+            )
+        self._workaround_noted(problem_id=problem_id, workaround=workaround, actor=actor, at=at)
 
     # -- rules --------------------------------------------------------------------
 
@@ -308,8 +498,33 @@ class Incident(Aggregate):
     def _refuse_unless(self, verb: str, allowed: tuple[str, ...]) -> None:
         if self.status not in allowed:
             raise IllegalTransition(
-                f"cannot {verb} incident {self.id}: it is {self._status_text()}"
-                f"{_WHY.get((verb, self.status), '')}"
+                f"cannot {verb} incident {self.id}: it is {self._status_text()}{_WHY.get((verb, self.status), '')}"
+            )
+
+    def _check_attach_child(self, child_id: UUID) -> None:
+        if child_id == self.id:
+            raise IllegalTransition(f"cannot attach incident {self.id} to itself")
+        self._refuse_unless("attach a child to", _ATTACHABLE)
+        if self.parent_id is not None:
+            raise IllegalTransition(
+                f"cannot attach a child to incident {self.id}: it is itself a child of incident {self.parent_id}"
+            )
+        if child_id in self.children:
+            raise IllegalTransition(f"cannot attach incident {child_id} to incident {self.id}: it is already attached")
+
+    def _check_attach_to_parent(self, parent_id: UUID) -> None:
+        if parent_id == self.id:
+            raise IllegalTransition(f"cannot attach incident {self.id} to itself")
+        self._refuse_unless("attach", _ATTACHABLE)
+        if self.parent_id is not None:
+            raise IllegalTransition(
+                f"cannot attach incident {self.id} to incident {parent_id}: it is already a child of incident"
+                f" {self.parent_id}"
+            )
+        if self.children:
+            raise IllegalTransition(
+                f"cannot attach incident {self.id} to incident {parent_id}: it is itself the parent of"
+                f" {len(self.children)} incident(s)"
             )
 
     def _status_text(self) -> str:
@@ -346,6 +561,9 @@ class Incident(Aggregate):
     @event(Assigned)
     def _assigned(self, group: str, assignee: str | None, actor: str, at: datetime) -> None:
         self._stamp(at)
+        self._give_to(group, assignee)
+
+    def _give_to(self, group: str, assignee: str | None) -> None:
         self.assignment_group = group
         self.assignee = assignee
         if self.status in (NEW, ACKNOWLEDGED):
@@ -406,6 +624,48 @@ class Incident(Aggregate):
         self.status_before_hold = None
         self.hold_reason = None
 
+    @event(Categorised)
+    def _categorised(self, category: str, previous_category: str | None, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.category = category
+
+    @event(FunctionallyEscalated)
+    def _functionally_escalated(self, from_group: str, to_group: str, reason: str, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self._give_to(to_group, None)
+
+    @event(HierarchicallyEscalated)
+    def _hierarchically_escalated(self, level: str, reason: str, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.escalation_level = level
+
+    @event(MajorIncidentDeclared)
+    def _major_incident_declared(self, reason: str, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.is_major = True
+        self.major_declared_at = at
+
+    @event(ChildAttached)
+    def _child_attached(self, child_id: UUID, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.children = [*self.children, child_id]
+
+    @event(AttachedToParent)
+    def _attached_to_parent(self, parent_id: UUID, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.parent_id = parent_id
+
+    @event(ProblemLinked)
+    def _problem_linked(self, problem_id: UUID, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.problem_ids = [*self.problem_ids, problem_id]
+
+    @event(WorkaroundNoted)
+    def _workaround_noted(self, problem_id: UUID, workaround: str, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.workaround = workaround
+        self.workaround_problem_id = problem_id
+
     def summary(self) -> dict[str, Any]:
         """The incident's current state as plain values."""
         return {
@@ -432,7 +692,38 @@ class Incident(Aggregate):
             "resolution_code": self.resolution_code,
             "closed_at": self.closed_at,
             "cancelled_at": self.cancelled_at,
+            "category": self.category,
+            "related_incident": self.related_incident,
+            "is_major": self.is_major,
+            "major_declared_at": self.major_declared_at,
+            "support_tier": ASSIGNMENT_GROUPS.get(self.assignment_group or ""),
+            "escalation_level": self.escalation_level,
+            "parent_id": self.parent_id,
+            "children": list(self.children),
+            "problem_ids": list(self.problem_ids),
+            "workaround": self.workaround,
+            "workaround_problem_id": self.workaround_problem_id,
         }
+
+
+_ATTACHABLE = tuple(s for s in STATUSES if s not in (CLOSED, CANCELLED))
+
+
+def attach(child: Incident, parent: Incident, *, actor: str, at: datetime) -> None:
+    """Attach `child` to `parent` (one outage, one parent incident): both are checked before either changes."""
+    if child.id == parent.id:
+        raise IllegalTransition(f"cannot attach incident {child.id} to itself")
+    if child.account != parent.account:
+        raise IllegalTransition(
+            f"cannot attach incident {child.id} of account {child.account} to incident {parent.id}:"
+            f" that one is on account {parent.account}"
+        )
+    parent._check("attach a child to", actor, at)
+    child._check("attach", actor, at)
+    child._check_attach_to_parent(parent.id)
+    parent._check_attach_child(child.id)
+    parent.attach_child(child_id=child.id, actor=actor, at=at)
+    child.attach_to_parent(parent_id=parent.id, actor=actor, at=at)
 
 
 _WHY = {
@@ -441,7 +732,7 @@ _WHY = {
     ("close", ASSIGNED): "; only a resolved incident can be closed",
     ("close", ON_HOLD): "; only a resolved incident can be closed",
     ("close", RESTORED): "; service is restored but the incident must be resolved first",
-    ("reopen", CLOSED): "; a closed incident cannot be reopened, log a new one",
+    ("reopen", CLOSED): "; a closed incident cannot be reopened, log a new one related to it",
     ("cancel", RESTORED): "; service was restored, resolve it instead",
     ("cancel", RESOLVED): "; it was resolved, close it instead",
     ("restore service on", RESOLVED): "; reopen it first if service is down again",

@@ -112,3 +112,85 @@ Feature: Incident lifecycle
       | 3      | 1       | 3        | medium   |
       | 3      | 2       | 4        | low      |
       | 3      | 3       | 4        | low      |
+
+  Scenario: A carrier link outage takes several restaurants down: their incidents are gathered under one parent
+    Given "supervision" logged an incident by monitoring at 09:02 for account "resto-chain" on CI "carrier-link-orange-paca": "Orange PACA collect link down", impact 1, urgency 1
+    And "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 2, urgency 2
+    And "hotline N1" logged an incident by phone at 09:07 for account "resto-chain" on CI "router-resto-057": "Restaurant 57 cannot take card payments", impact 2, urgency 1
+    When "N2 network" attaches the incident logged at 09:05 to the incident logged at 09:02 at 09:15
+    And "N2 network" attaches the incident logged at 09:07 to the incident logged at 09:02 at 09:16
+    Then the incident logged at 09:02 is the parent of the incidents logged at 09:05 and 09:07
+    And the history of the incident logged at 09:02 reads "Logged, ChildAttached, ChildAttached"
+
+  Scenario: A restaurant of another customer cannot be attached to the carrier outage of the chain
+    Given "supervision" logged an incident by monitoring at 09:02 for account "resto-chain" on CI "carrier-link-orange-paca": "Orange PACA collect link down", impact 1, urgency 1
+    And "hotline N1" logged an incident by phone at 09:10 for account "bakery-chain" on CI "router-bakery-003": "Bakery 3 offline", impact 2, urgency 2
+    When "N2 network" tries to attach the incident logged at 09:10 to the incident logged at 09:02 at 09:15
+    Then the command is refused because "that one is on account resto-chain"
+    And nothing more is stored
+
+  Scenario: A restaurant whose incident is already attached cannot be attached to a second outage
+    Given "supervision" logged an incident by monitoring at 09:02 for account "resto-chain" on CI "carrier-link-orange-paca": "Orange PACA collect link down", impact 1, urgency 1
+    And "supervision" logged an incident by monitoring at 09:03 for account "resto-chain" on CI "carrier-link-sfr-paca": "SFR PACA backup link down", impact 1, urgency 1
+    And "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 2, urgency 2
+    And "N2 network" attached the incident logged at 09:05 to the incident logged at 09:02 at 09:15
+    When "N2 network" tries to attach the incident logged at 09:05 to the incident logged at 09:03 at 09:20
+    Then the command is refused because "it is already a child of incident"
+    And nothing more is stored
+
+  Scenario: The router fails again after the reopen period: a new incident is logged, related to the first
+    Given the account "resto-chain" is registered with the ROC "Anne Martin"
+    And the account "resto-chain" lets its incidents be reopened up to 3 days after resolution
+    And "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 1, urgency 2
+    And "N2 technician" resolved the incident with code "fixed" at 10:00
+    When "hotline N1" tries to reopen the incident on Friday at 09:00 because "the router is down again"
+    Then the command is refused because "more than 3 days ago"
+    And the command is refused because "log a new incident related to this one"
+    And nothing more is stored
+    When "hotline N1" logs by phone on Friday at 09:05 a new incident following up the incident logged at 09:05: "Restaurant 42 router down again"
+    Then the incident is new
+    And it follows up the incident logged at 09:05
+    And the incident logged at 09:05 is still resolved
+
+  Scenario: Within the reopen period the same incident is reopened
+    Given "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 1, urgency 2
+    And "hotline N1" assigned the incident to "N2 network" at 09:10
+    And "N2 technician" resolved the incident with code "fixed" at 10:00
+    When "hotline N1" reopens the incident on Friday at 09:00 because "the router is down again"
+    Then the incident is assigned to "N2 network"
+
+  Scenario: The hotline escalates a link fault to the network team
+    Given "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 2, urgency 2
+    And "hotline N1" assigned the incident to "N1 hotline" at 09:06
+    When "hotline N1" escalates the incident to "N2 network" at 09:20 because "the router answers but the carrier link is down"
+    Then the incident is assigned to "N2 network"
+    And nobody in the group has taken it yet
+    And its history reads "Logged, Assigned, FunctionallyEscalated"
+
+  Scenario: An escalation to a team of the same tier is refused
+    Given "hotline N1" logged an incident by phone at 09:05 for account "resto-chain" on CI "router-resto-042": "Restaurant 42 router down", impact 2, urgency 2
+    And "hotline N1" assigned the incident to "N2 systems" at 09:06
+    When "N2 technician" tries to escalate the incident to "N2 network" at 09:20 because "it looks like the link"
+    Then the command is refused because "from N2 systems (tier 2) to N2 network (tier 2): a functional escalation goes to a higher tier"
+    And nothing more is stored
+    And the incident is assigned to "N2 systems"
+
+  Scenario: A major incident is declared when the carrier outage hits many restaurants
+    Given "supervision" logged an incident by monitoring at 09:02 for account "resto-chain" on CI "carrier-link-orange-paca": "Orange PACA collect link down", impact 1, urgency 1
+    When "N2 network" declares a major incident at 09:10 because "40 restaurants cannot take card payments"
+    Then the incident is a major incident
+    When "N2 network" tries to declare a major incident at 09:12 because "still down"
+    Then the command is refused because "it already is a major incident"
+    And nothing more is stored
+
+  Scenario: The restaurant chain's own priority matrix makes a card payment outage critical
+    Given the account "resto-chain" is registered with the ROC "Anne Martin"
+    And the account "resto-chain" rates incidents with this priority matrix:
+      | impact | urgency 1 | urgency 2 | urgency 3 |
+      | 1      | 1         | 1         | 2         |
+      | 2      | 1         | 2         | 3         |
+      | 3      | 2         | 3         | 4         |
+    When "hotline N1" logs an incident by phone at 09:05 for account "resto-chain" on CI "tpe-resto-042-01": "Card payments refused at restaurant 42", impact 2, urgency 1
+    Then its priority is P1 (critical)
+    When "hotline N1" logs an incident by phone at 09:06 for account "bakery-chain" on CI "tpe-bakery-003-01": "Card payments refused at bakery 3", impact 2, urgency 1
+    Then its priority is P2 (high)

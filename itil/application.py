@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
+from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
-from domain.errors import DomainError, NotFound
-from domain.incident import Incident
+from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
+from domain.incident import Incident, attach
+from domain.priority import DEFAULT_MATRIX
 from domain.sla import IncidentSla, sla_id
 
 CONFLICT_RETRIES = 5
@@ -39,6 +43,9 @@ class LogIncident:
     service: str | None = None
     ci: str | None = None
     description: str = ""
+    category: str | None = None
+    related_incident: UUID | None = None
+    """An earlier incident of the same account this one follows up (e.g. past its reopen period)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,67 @@ class CancelIncident:
     at: datetime
 
 
+@dataclass(frozen=True)
+class CategoriseIncident:
+    incident_id: UUID
+    category: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class EscalateIncidentFunctionally:
+    incident_id: UUID
+    to_group: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class EscalateIncidentHierarchically:
+    incident_id: UUID
+    level: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeclareMajorIncident:
+    incident_id: UUID
+    reason: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class LinkIncidentToProblem:
+    incident_id: UUID
+    problem_id: UUID
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class NoteWorkaround:
+    incident_id: UUID
+    problem_id: UUID
+    workaround: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class AttachIncident:
+    """Attach a child incident to the parent incident of the same outage; both are saved together."""
+
+    child_id: UUID
+    parent_id: UUID
+    actor: str
+    at: datetime
+
+
 IncidentCommand = (
     AcknowledgeIncident
     | ReprioritiseIncident
@@ -133,21 +201,44 @@ IncidentCommand = (
     | ReopenIncident
     | CloseIncident
     | CancelIncident
+    | CategoriseIncident
+    | EscalateIncidentFunctionally
+    | EscalateIncidentHierarchically
+    | DeclareMajorIncident
+    | LinkIncidentToProblem
+    | NoteWorkaround
 )
 
-_INCIDENT_METHODS: Mapping[type, Callable[[Incident, Any], None]] = {
-    AcknowledgeIncident: lambda i, c: i.acknowledge(actor=c.actor, at=c.at),
-    ReprioritiseIncident: lambda i, c: i.reprioritise(impact=c.impact, urgency=c.urgency, actor=c.actor, at=c.at),
-    AssignIncident: lambda i, c: i.assign(group=c.group, assignee=c.assignee, actor=c.actor, at=c.at),
-    HoldIncident: lambda i, c: i.hold(reason=c.reason, note=c.note, actor=c.actor, at=c.at),
-    ResumeIncident: lambda i, c: i.resume(actor=c.actor, at=c.at),
-    RestoreService: lambda i, c: i.restore(note=c.note, actor=c.actor, at=c.at),
-    ResolveIncident: lambda i, c: i.resolve(code=c.code, notes=c.notes, actor=c.actor, at=c.at),
-    ReopenIncident: lambda i, c: i.reopen(reason=c.reason, actor=c.actor, at=c.at),
-    CloseIncident: lambda i, c: i.close(actor=c.actor, at=c.at),
-    CancelIncident: lambda i, c: i.cancel(reason=c.reason, actor=c.actor, at=c.at),
+_INCIDENT_METHODS: Mapping[type, Callable[[ItilApplication, Incident, Any], None]] = {
+    AcknowledgeIncident: lambda a, i, c: i.acknowledge(actor=c.actor, at=c.at),
+    ReprioritiseIncident: lambda a, i, c: i.reprioritise(
+        impact=c.impact, urgency=c.urgency, actor=c.actor, at=c.at, matrix=a.priority_matrix(i.account)
+    ),
+    AssignIncident: lambda a, i, c: i.assign(group=c.group, assignee=c.assignee, actor=c.actor, at=c.at),
+    HoldIncident: lambda a, i, c: i.hold(reason=c.reason, note=c.note, actor=c.actor, at=c.at),
+    ResumeIncident: lambda a, i, c: i.resume(actor=c.actor, at=c.at),
+    RestoreService: lambda a, i, c: i.restore(note=c.note, actor=c.actor, at=c.at),
+    ResolveIncident: lambda a, i, c: i.resolve(code=c.code, notes=c.notes, actor=c.actor, at=c.at),
+    ReopenIncident: lambda a, i, c: i.reopen(
+        reason=c.reason, actor=c.actor, at=c.at, reopen_within=a.reopen_period(i.account)
+    ),
+    CloseIncident: lambda a, i, c: i.close(actor=c.actor, at=c.at),
+    CancelIncident: lambda a, i, c: i.cancel(reason=c.reason, actor=c.actor, at=c.at),
+    CategoriseIncident: lambda a, i, c: i.categorise(category=c.category, actor=c.actor, at=c.at),
+    EscalateIncidentFunctionally: lambda a, i, c: i.escalate_functionally(
+        to_group=c.to_group, reason=c.reason, actor=c.actor, at=c.at
+    ),
+    EscalateIncidentHierarchically: lambda a, i, c: i.escalate_hierarchically(
+        level=c.level, reason=c.reason, actor=c.actor, at=c.at
+    ),
+    DeclareMajorIncident: lambda a, i, c: i.declare_major(reason=c.reason, actor=c.actor, at=c.at),
+    LinkIncidentToProblem: lambda a, i, c: i.link_problem(problem_id=c.problem_id, actor=c.actor, at=c.at),
+    NoteWorkaround: lambda a, i, c: i.note_workaround(
+        problem_id=c.problem_id, workaround=c.workaround, actor=c.actor, at=c.at
+    ),
 }
-"""Each command on an existing incident, and the aggregate method that carries it out."""
+"""Each command on an existing incident, and the aggregate method that carries it out (given the app, to
+read the account's settings: its priority matrix, its reopen period)."""
 
 
 # -- SLA ------------------------------------------------------------------------------
@@ -218,6 +309,7 @@ class CancelSlaClocks:
 class CheckSlaClocks:
     incident_id: UUID
     now: datetime
+    recipients: tuple[tuple[str, str | None], ...] = ()
 
 
 SlaCommand = (
@@ -247,7 +339,7 @@ def carry_out(sla: IncidentSla | None, command: SlaCommand, terms_for: TermsLook
     if sla is None:
         return None
     if isinstance(command, CheckSlaClocks):
-        sla.check(command.now)
+        sla.check(command.now, dict(command.recipients))
         return sla
     if sla.is_stale(command.incident_version):
         return sla
@@ -335,10 +427,12 @@ class ItilApplication(Application[UUID]):
             return handler(self, command)
         if isinstance(command, LogIncident):
             return self._log(command)
+        if isinstance(command, AttachIncident):
+            return self._attach(command)
         method = _INCIDENT_METHODS[type(command)]
         for _attempt in range(CONFLICT_RETRIES):
             incident = self.get_incident(command.incident_id)
-            method(incident, command)
+            method(self, incident, command)
             try:
                 self.save(incident)
             except IntegrityError:
@@ -351,6 +445,13 @@ class ItilApplication(Application[UUID]):
         existing = self._find(command.id)
         if existing is not None:
             return existing  # the same LogIncident carried out twice has the effect of once
+        if command.related_incident is not None and command.related_incident != command.id:
+            related = self.get_incident(command.related_incident)
+            if isinstance(command.account, str) and related.account != command.account.strip():
+                raise InvalidCommand(
+                    f"incident {command.related_incident} is on account {related.account}, not"
+                    f" {command.account.strip()}: a new incident can only follow up one of its own account"
+                )
         incident = Incident.log(
             id=command.id,
             account=command.account,
@@ -364,6 +465,9 @@ class ItilApplication(Application[UUID]):
             service=command.service,
             ci=command.ci,
             description=command.description,
+            category=command.category,
+            related_incident=command.related_incident,
+            matrix=self.priority_matrix(command.account),
         )
         try:
             self.save(incident)
@@ -374,6 +478,35 @@ class ItilApplication(Application[UUID]):
             return found
         self.saved()
         return incident
+
+    def _attach(self, command: AttachIncident) -> Incident:
+        """Attach a child to its parent: both incidents change and are saved in one go, or neither."""
+        ids = [(command.child_id, Incident, "incident"), (command.parent_id, Incident, "incident")]
+        child, _parent = self.update(ids, lambda c, p: attach(c, p, actor=command.actor, at=command.at))
+        return child
+
+    # -- accounts -------------------------------------------------------------------
+
+    def find_account(self, account: str) -> Account | None:
+        """The account as stored, to read (not to change); None while never registered (it runs on the defaults)."""
+        if not isinstance(account, str) or not account.strip():
+            return None
+        return _ACCOUNTS.current(self, account_id(account))
+
+    def priority_matrix(self, account: str) -> Mapping[tuple[int, int], int]:
+        """The account's impact × urgency -> priority matrix (the common one unless it has its own)."""
+        found = self.find_account(account)
+        return DEFAULT_MATRIX if found is None else found.matrix
+
+    def reopen_period(self, account: str) -> timedelta:
+        """How long after resolution the account's incidents may still be reopened."""
+        found = self.find_account(account)
+        return DEFAULT_REOPEN_PERIOD if found is None else found.reopen_period
+
+    def account_profile(self, account: str) -> dict[str, Any]:
+        """The account's settings and ROC informs; the defaults when it was never registered."""
+        found = self.find_account(account)
+        return profile_of(account=account) if found is None else found.profile()
 
     # -- generic load, call, save ------------------------------------------------------
 
@@ -507,3 +640,143 @@ class ItilApplication(Application[UUID]):
         if not events or not isinstance(events[0], Incident.Logged):
             raise NotFound(f"there is no incident {incident_id}")
         return events
+
+
+# -- accounts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisterAccount:
+    account: str
+    actor: str
+    at: datetime
+    name: str = ""
+    roc: str | None = None
+
+
+@dataclass(frozen=True)
+class SetAccountRoc:
+    account: str
+    roc: str
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SetPriorityMatrix:
+    account: str
+    matrix: Mapping[tuple[int, int], int]
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class SetReopenPeriod:
+    account: str
+    period: timedelta
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class InformRoc:
+    """Inform the account's ROC about a subject; the same subject and reason are informed once only."""
+
+    account: str
+    subject_id: UUID
+    subject: str
+    reason: str
+    actor: str
+    at: datetime
+
+
+@handles(RegisterAccount)
+def register_account(app: ItilApplication, command: RegisterAccount) -> Account:
+    """Register an account once; registering it again with the same details changes nothing."""
+    account = Account.register(
+        account=command.account, name=command.name, roc=command.roc, actor=command.actor, at=command.at
+    )
+    registered = app.create(account.id, Account, lambda: account)
+    if (registered.name, registered.roc) != (account.name, account.roc):
+        raise IllegalTransition(
+            f"cannot register account {account.account}: it is already registered (as {registered.name!r},"
+            f" ROC {registered.roc or 'none'}); change its ROC or settings instead"
+        )
+    return registered
+
+
+def _registered(app: ItilApplication, account: str) -> list[tuple[UUID, type[Aggregate], str]]:
+    """The ids for `app.update` of a registered account; NotFound when it was never registered."""
+    if not isinstance(account, str) or not account.strip():
+        raise InvalidCommand("account is required")
+    if app.find_account(account) is None:
+        raise NotFound(f"there is no registered account {account.strip()!r}; register it first")
+    return [(account_id(account), Account, "account")]
+
+
+@handles(SetAccountRoc, SetPriorityMatrix, SetReopenPeriod)
+def change_account(app: ItilApplication, command: SetAccountRoc | SetPriorityMatrix | SetReopenPeriod) -> Account:
+    """Change one of a registered account's settings; setting the value it already has changes nothing."""
+
+    def change(account: Account) -> None:
+        if isinstance(command, SetAccountRoc):
+            account.set_roc(roc=command.roc, actor=command.actor, at=command.at)
+        elif isinstance(command, SetPriorityMatrix):
+            account.set_priority_matrix(matrix=command.matrix, actor=command.actor, at=command.at)
+        else:
+            account.set_reopen_period(period=command.period, actor=command.actor, at=command.at)
+
+    [account] = app.update(_registered(app, command.account), change)
+    return account
+
+
+@handles(InformRoc)
+def inform_roc(app: ItilApplication, command: InformRoc) -> Account:
+    """Inform the ROC; carried out again (a redelivered event), it informs nobody twice."""
+    if app.find_account(command.account) is None:
+        raise IllegalTransition(
+            f"cannot inform the ROC of account {command.account} about {command.subject}: the account has no ROC"
+            " (it is not registered); register it with its ROC first"
+        )
+
+    def inform(account: Account) -> None:
+        account.inform_roc(
+            subject_id=command.subject_id, subject=command.subject, reason=command.reason,
+            actor=command.actor, at=command.at,
+        )  # fmt: skip
+
+    [account] = app.update(_registered(app, command.account), inform)
+    return account
+
+
+class _AccountsRead:
+    """Accounts as last read, brought up to date with only the events stored since.
+
+    Every incident logged or reprioritised reads its account's matrix, while an account's history
+    grows with every ROC inform; replaying it all each time would slow logging during a mass outage.
+    One query per read still sees what other processes stored. Readers get an object nobody changes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: weakref.WeakKeyDictionary[ItilApplication, dict[UUID, Account]] = weakref.WeakKeyDictionary()
+
+    def current(self, app: ItilApplication, aggregate_id: UUID) -> Account | None:
+        with self._lock:
+            known = self._known.setdefault(app, {}).get(aggregate_id)
+        if known is None:
+            fresh = app.find(aggregate_id, Account)
+        else:
+            newer = list(app.events.get(aggregate_id, gt=known.version))
+            if not newer:
+                return known
+            fresh = project_aggregate(copy.deepcopy(known), newer)
+        if fresh is not None:
+            with self._lock:
+                accounts = self._known.setdefault(app, {})
+                if aggregate_id not in accounts or accounts[aggregate_id].version < fresh.version:
+                    accounts[aggregate_id] = fresh
+        return fresh
+
+
+_ACCOUNTS = _AccountsRead()

@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from domain.calendar import CalendarSpec, always, business_hours
 from domain.contract import ESCALATION_TARGETS, METRICS, Escalation, Terms
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
-from domain.incident import CHANNELS, HOLD_REASONS, RESOLUTION_CODES
+from domain.incident import CHANNELS, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
 from itil import application as cmd
 from itil.application import ConcurrencyConflict, ItilApplication
 from itil.whatif import what_if_statement
@@ -81,6 +81,10 @@ class LogIncidentBody(_Command):
     urgency = fields.Integer(required=True, strict=True, validate=validate.OneOf([1, 2, 3]))
     channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
     reporter = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+    category = fields.String(load_default=None, validate=validate.Length(max=200))
+    related_incident = fields.UUID(
+        load_default=None, metadata={"description": "an earlier incident this one follows up (past its reopen period)"}
+    )
 
 
 class AssignBody(_Command):
@@ -205,7 +209,30 @@ def _month(request: web.Request, now: datetime) -> str:
     return month
 
 
-INCIDENT_COMMANDS: dict[str, tuple[Schema, type]] = {
+class CategoriseBody(_Command):
+    category = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class EscalateBody(_Command):
+    to_group = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+class EscalateHierarchicallyBody(_Command):
+    level = fields.String(required=True, validate=validate.OneOf(ESCALATION_LEVELS))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
+
+
+class AttachToBody(_Command):
+    parent_id = fields.UUID(required=True, metadata={"description": "the parent incident of the outage"})
+
+
+def _attach_to(*, incident_id: UUID, parent_id: UUID, actor: str, at: datetime) -> cmd.AttachIncident:
+    """POST /api/incidents/{id}/attach-to: the incident in the path is the child."""
+    return cmd.AttachIncident(child_id=incident_id, parent_id=parent_id, actor=actor, at=at)
+
+
+INCIDENT_COMMANDS: dict[str, tuple[Schema, Callable[..., Any]]] = {
     "acknowledge": (_Command(), cmd.AcknowledgeIncident),
     "reprioritise": (ReprioritiseBody(), cmd.ReprioritiseIncident),
     "assign": (AssignBody(), cmd.AssignIncident),
@@ -216,6 +243,11 @@ INCIDENT_COMMANDS: dict[str, tuple[Schema, type]] = {
     "reopen": (ReasonBody(), cmd.ReopenIncident),
     "close": (_Command(), cmd.CloseIncident),
     "cancel": (ReasonBody(), cmd.CancelIncident),
+    "categorise": (CategoriseBody(), cmd.CategoriseIncident),
+    "escalate": (EscalateBody(), cmd.EscalateIncidentFunctionally),
+    "escalate-hierarchically": (EscalateHierarchicallyBody(), cmd.EscalateIncidentHierarchically),
+    "declare-major": (ReasonBody(), cmd.DeclareMajorIncident),
+    "attach-to": (AttachToBody(), _attach_to),
 }
 """POST /api/incidents/{id}/{name}: the body's schema and the command it becomes."""
 
@@ -280,6 +312,109 @@ EXTRA_ROUTES: list[Route] = []
 """Routes of the other areas (problems, changes, configuration items), added by their modules."""
 
 
+# -- accounts ------------------------------------------------------------------------------
+
+
+class RegisterAccountBody(_Command):
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    roc = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class RocBody(_Command):
+    roc = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class PriorityMatrix(fields.Field):
+    """A priority matrix as {"impact,urgency": priority} (9 keys "1,1" .. "3,3") or as 3 rows of 3.
+
+    Rows are impacts 1 (high) to 3 (low), columns urgencies 1 to 3: [[1, 2, 3], [2, 3, 4], [3, 4, 4]].
+    Priorities are 1 (critical) to 4 (low); the domain checks that all 9 cells are given.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[tuple[int, int], Any]:
+        if isinstance(value, dict):
+            cells: dict[tuple[int, int], Any] = {}
+            for key, priority in value.items():
+                match = re.fullmatch(r"\s*([1-3])\s*,\s*([1-3])\s*", str(key))
+                if match is None:
+                    raise ValidationError(f'{key!r} is not a cell: use "impact,urgency" such as "1,2"')
+                cells[(int(match[1]), int(match[2]))] = priority
+            return cells
+        if isinstance(value, list) and len(value) == 3 and all(isinstance(r, list) and len(r) == 3 for r in value):
+            return {(i + 1, u + 1): value[i][u] for i in range(3) for u in range(3)}
+        raise ValidationError('a matrix is {"impact,urgency": priority, ...} or 3 rows of 3 priorities')
+
+
+class PriorityMatrixBody(_Command):
+    matrix = PriorityMatrix(required=True)
+
+
+class ReopenPeriodBody(_Command):
+    days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366))
+    hours = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366 * 24))
+
+
+async def register_account(api: WebApi, request: web.Request) -> web.Response:
+    """POST /api/accounts/{account} {"name": .., "roc": ..}: register the account (201 with its profile)."""
+    data = RegisterAccountBody().load(await _body(request))
+    actor, at = api.actor_and_at(request, data)
+    account = request.match_info["account"]
+    command = cmd.RegisterAccount(account=account, name=data["name"], roc=data["roc"], actor=actor, at=at)
+    await asyncio.to_thread(api.app.handle, command)
+    profile = await asyncio.to_thread(api.app.account_profile, account)
+    return reply(profile, status=201, headers={"Location": f"/api/accounts/{account}"})
+
+
+async def set_account_roc(api: WebApi, request: web.Request) -> web.Response:
+    """PUT /api/accounts/{account}/roc {"roc": "anne.roc"}: name the account's ROC."""
+    data = RocBody().load(await _body(request))
+    actor, at = api.actor_and_at(request, data)
+    command = cmd.SetAccountRoc(account=request.match_info["account"], roc=data["roc"], actor=actor, at=at)
+    return await _changed_account(api, command)
+
+
+async def set_priority_matrix(api: WebApi, request: web.Request) -> web.Response:
+    """PUT /api/accounts/{account}/priority-matrix: the account's own impact × urgency -> priority matrix.
+
+    Body {"matrix": {"1,1": 1, "1,2": 2, ..., "3,3": 4}} (keys "impact,urgency") or
+    {"matrix": [[1, 2, 3], [2, 3, 4], [3, 4, 4]]} (rows: impact 1..3; columns: urgency 1..3).
+    It applies to incidents logged or reprioritised from then on.
+    """
+    data = PriorityMatrixBody().load(await _body(request))
+    actor, at = api.actor_and_at(request, data)
+    command = cmd.SetPriorityMatrix(account=request.match_info["account"], matrix=data["matrix"], actor=actor, at=at)
+    return await _changed_account(api, command)
+
+
+async def set_reopen_period(api: WebApi, request: web.Request) -> web.Response:
+    """PUT /api/accounts/{account}/reopen-period {"days": 7} or {"hours": 36} (or both, added up)."""
+    data = ReopenPeriodBody().load(await _body(request))
+    actor, at = api.actor_and_at(request, data)
+    period = timedelta(days=data["days"], hours=data["hours"])
+    command = cmd.SetReopenPeriod(account=request.match_info["account"], period=period, actor=actor, at=at)
+    return await _changed_account(api, command)
+
+
+async def _changed_account(api: WebApi, command: Any) -> web.Response:
+    await asyncio.to_thread(api.app.handle, command)
+    return reply(await asyncio.to_thread(api.app.account_profile, command.account))
+
+
+ROC_INFORMS_SHOWN = 100
+
+
+async def get_account(api: WebApi, request: web.Request) -> web.Response:
+    """GET /api/accounts/{account}: ROC, priority matrix, reopen period and the latest ROC informs.
+
+    An account never registered answers with the defaults ("registered": false).
+    """
+    profile = await asyncio.to_thread(api.app.account_profile, request.match_info["account"])
+    informs = profile["roc_informs"]
+    profile["roc_informs_total"] = len(informs)
+    profile["roc_informs"] = informs[-ROC_INFORMS_SHOWN:]
+    return reply(profile)
+
+
 ROUTES = (
     Route("GET", "/", "index", "public", "none"),
     Route("GET", "/api/health", "health", "public", "none"),
@@ -297,6 +432,11 @@ ROUTES = (
     Route("POST", "/api/sla/accounts/{account}/what-if", "sla_what_if", "account.read", "path"),
     Route("GET", "/api/sla/at-risk", "sla_at_risk", "sla.read.all", "none"),
     Route("GET", "/api/sla/incidents/{incident_id}", "sla_incident", "incident.read", "incident"),
+    Route("GET", "/api/accounts/{account}", get_account, "account.read", "path"),
+    Route("POST", "/api/accounts/{account}", register_account, "account.admin", "path"),
+    Route("PUT", "/api/accounts/{account}/roc", set_account_roc, "account.admin", "path"),
+    Route("PUT", "/api/accounts/{account}/priority-matrix", set_priority_matrix, "account.admin", "path"),
+    Route("PUT", "/api/accounts/{account}/reopen-period", set_reopen_period, "account.admin", "path"),
 )
 
 
@@ -418,6 +558,8 @@ class WebApi:
             service=data["service"],
             ci=data["ci"],
             description=data["description"],
+            category=data["category"],
+            related_incident=data["related_incident"],
         )
         incident = await asyncio.to_thread(self.app.handle, command)
         location = f"/api/incidents/{incident.id}"
@@ -494,7 +636,7 @@ class WebApi:
 
     async def sla_breaches(self, request: web.Request) -> web.Response:
         account = request.match_info["account"]
-        month = request.query.get("month")
+        month = _month(request, self.clock()) if "month" in request.query else None
         return reply({"account": account, "breaches": await asyncio.to_thread(self.sla.breaches, account, month)})
 
     async def sla_what_if(self, request: web.Request) -> web.Response:
@@ -514,7 +656,10 @@ class WebApi:
         incident_id = _uuid(request.match_info["incident_id"])
         sla = await asyncio.to_thread(self.app.find_sla, incident_id)
         if sla is None:
-            raise NotFound(f"incident {incident_id} has no SLA clocks: no contract covered its account when logged")
+            raise NotFound(
+                f"incident {incident_id} has no SLA clocks: no contract covered its account when it was logged,"
+                " or the SLA process has not seen it yet"
+            )
         body = sla.figures(self.clock())
         body["explanation"] = await asyncio.to_thread(self.sla.explanation, str(incident_id))
         return reply(body)

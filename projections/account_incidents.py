@@ -40,6 +40,14 @@ SCHEMA = (
         resolution_code TEXT,
         closed_at TEXT,
         cancelled_at TEXT,
+        category TEXT,
+        related_incident TEXT,
+        is_major INTEGER NOT NULL,
+        escalation_level TEXT,
+        parent_id TEXT,
+        children TEXT NOT NULL,
+        problem_ids TEXT NOT NULL,
+        workaround TEXT,
         updated_at TEXT NOT NULL,
         version INTEGER NOT NULL,
         position BIGINT NOT NULL
@@ -62,8 +70,10 @@ _COLUMNS = (
     "incident_id", "account", "title", "service", "ci", "channel", "reporter", "impact",
     "urgency", "priority", "status", "status_before_hold", "hold_reason", "assignment_group",
     "assignee", "logged_at", "acknowledged_at", "restored_at", "resolved_at", "resolution_code",
-    "closed_at", "cancelled_at", "updated_at", "version", "position",
+    "closed_at", "cancelled_at", "category", "related_incident", "is_major", "escalation_level",
+    "parent_id", "children", "problem_ids", "workaround", "updated_at", "version", "position",
 )  # fmt: skip
+"""`children` and `problem_ids` hold JSON lists of ids; `is_major` is 0 or 1."""
 _UPSERT = (
     f"INSERT INTO view_incidents ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
     " ON CONFLICT (incident_id) DO UPDATE SET "
@@ -72,9 +82,11 @@ _UPSERT = (
 )
 _DETAIL_EXTRAS = (
     "account", "channel", "reporter", "impact", "urgency", "acknowledged_at", "resolved_at",
-    "resolution_code", "closed_at", "cancelled_at", "updated_at",
+    "resolution_code", "closed_at", "cancelled_at", "updated_at", "related_incident", "escalation_level",
+    "workaround",
 )  # fmt: skip
 PRIORITY_NAMES = {1: "critical", 2: "high", 3: "medium", 4: "low"}
+ESCALATION_NAMES = {"roc": "the ROC", "management": "management"}
 
 
 def _iso(value: Any) -> str:
@@ -89,6 +101,8 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
         "Logged": lambda: (
             f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
             f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
+            + (f", category {p['category']}" if p.get("category") else "")
+            + (f", follows up incident {p['related_incident']}" if p.get("related_incident") else "")
         ),
         "Acknowledged": lambda: "Acknowledged",
         "Reprioritised": lambda: (
@@ -104,6 +118,19 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
         "Reopened": lambda: f"Reopened: {p['reason']}",
         "Closed": lambda: "Closed",
         "Cancelled": lambda: f"Cancelled: {p['reason']}",
+        "Categorised": lambda: (
+            f"Categorised as {p['category']}"
+            + (f" (was {p['previous_category']})" if p.get("previous_category") else "")
+        ),
+        "FunctionallyEscalated": lambda: f"Escalated from {p['from_group']} to {p['to_group']}: {p['reason']}",
+        "HierarchicallyEscalated": lambda: (
+            f"Escalated to {ESCALATION_NAMES.get(p['level'], p['level'])}: {p['reason']}"
+        ),
+        "MajorIncidentDeclared": lambda: f"Declared a major incident: {p['reason']}",
+        "ChildAttached": lambda: f"Incident {p['child_id']} attached as a child of this one",
+        "AttachedToParent": lambda: f"Attached to parent incident {p['parent_id']}",
+        "ProblemLinked": lambda: f"Linked to problem {p['problem_id']}",
+        "WorkaroundNoted": lambda: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
     }
     summary = summaries.get(kind, lambda: kind)()
     return {
@@ -128,7 +155,8 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
             incident_id=str(e["aggregate_id"]), account=p["account"], title=p["title"],
             service=p.get("service"), ci=p.get("ci"), channel=p["channel"],
             reporter=p["reporter"], impact=p["impact"], urgency=p["urgency"],
-            priority=p["priority"], status="new", logged_at=at,
+            priority=p["priority"], status="new", logged_at=at, category=p.get("category"),
+            related_incident=p.get("related_incident"), is_major=0, children="[]", problem_ids="[]",
         )  # fmt: skip
     assert row is not None
     row = dict(row)
@@ -140,8 +168,11 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
             row["status_before_hold"] = "acknowledged"
     elif kind == "Reprioritised":
         row["impact"], row["urgency"], row["priority"] = p["impact"], p["urgency"], p["priority"]
-    elif kind == "Assigned":
-        row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
+    elif kind in ("Assigned", "FunctionallyEscalated"):
+        if kind == "Assigned":
+            row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
+        else:
+            row["assignment_group"], row["assignee"] = p["to_group"], None
         if row["status"] in ("new", "acknowledged"):
             row["status"] = "assigned"
         elif row["status"] == "on_hold" and row["status_before_hold"] in ("new", "acknowledged"):
@@ -166,6 +197,20 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
     elif kind == "Cancelled":
         row["cancelled_at"], row["status"] = at, "cancelled"
         row["status_before_hold"] = row["hold_reason"] = None
+    elif kind == "Categorised":
+        row["category"] = p["category"]
+    elif kind == "HierarchicallyEscalated":
+        row["escalation_level"] = p["level"]
+    elif kind == "MajorIncidentDeclared":
+        row["is_major"] = 1
+    elif kind == "ChildAttached":
+        row["children"] = json.dumps([*json.loads(row["children"]), p["child_id"]])
+    elif kind == "AttachedToParent":
+        row["parent_id"] = p["parent_id"]
+    elif kind == "ProblemLinked":
+        row["problem_ids"] = json.dumps([*json.loads(row["problem_ids"]), p["problem_id"]])
+    elif kind == "WorkaroundNoted":
+        row["workaround"] = p["workaround"]
     row["updated_at"] = at
     row["version"] = e["aggregate_version"]
     row["position"] = e["position"]
@@ -176,6 +221,7 @@ class AccountIncidentsProjection(Projection):
     """Maintains the account view from `itil.events`; owns its tables and their queries."""
 
     name = NAME
+    reads = ("Incident",)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA
@@ -256,6 +302,7 @@ class AccountIncidentsProjection(Projection):
             "account": account,
             "as_of": now.isoformat(),
             "incidents": [_listing(r, now) for r in rows],
+            "major_open": sum(1 for r in rows if r["is_major"] and r["status"] in OPEN_STATUSES),
             "open_by_priority": open_by_priority,
             "by_status": by_status,
         }
@@ -273,6 +320,7 @@ class AccountIncidentsProjection(Projection):
         detail = _listing(row, now)
         for extra in _DETAIL_EXTRAS:
             detail[extra] = row[extra]
+        detail["children"] = json.loads(row["children"])
         detail["timeline"] = [dict(e, details=json.loads(e["details"])) for e in entries]
         return detail
 
@@ -300,6 +348,12 @@ def _listing(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "ci": row["ci"],
         "logged_at": row["logged_at"],
         "restored_at": row["restored_at"],
+        "category": row["category"],
+        "is_major": bool(row["is_major"]),
+        "parent_id": row["parent_id"],
+        "children_count": len(json.loads(row["children"])),
+        "problem_ids": json.loads(row["problem_ids"]),
+        "has_workaround": row["workaround"] is not None,
         "version": row["version"],
     }
 

@@ -9,21 +9,36 @@ from uuid import UUID
 
 import pytest
 
+from domain.account import Account
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, RESTORED, Incident
+from domain.priority import DEFAULT_MATRIX, matrix_of_rows
 from itil.application import (
     AcknowledgeIncident,
     AssignIncident,
+    AttachIncident,
     CancelIncident,
+    CategoriseIncident,
     CloseIncident,
+    DeclareMajorIncident,
+    EscalateIncidentFunctionally,
+    EscalateIncidentHierarchically,
     HoldIncident,
     IncidentCommand,
+    InformRoc,
     ItilApplication,
+    LinkIncidentToProblem,
     LogIncident,
+    NoteWorkaround,
+    RegisterAccount,
     ReopenIncident,
+    ReprioritiseIncident,
     ResolveIncident,
     RestoreService,
     ResumeIncident,
+    SetAccountRoc,
+    SetPriorityMatrix,
+    SetReopenPeriod,
 )
 
 INCIDENT_ID = UUID("0b6a7d4e-0000-4000-8000-000000000001")
@@ -279,3 +294,304 @@ def test_every_saved_callback_is_called(app: ItilApplication) -> None:
     app.handle(log_incident())
 
     assert first == second == ["saved"]
+
+
+# -- accounts ---------------------------------------------------------------------------------------
+
+RESTO_ROWS = [[1, 1, 2], [1, 2, 3], [2, 3, 4]]
+
+
+def register(app: ItilApplication, account: str = "resto-chain", roc: str | None = "anne.roc") -> Account:
+    result: Account = app.handle(
+        RegisterAccount(account=account, name="Resto Chain SAS", roc=roc, actor="admin", at=at(0))
+    )
+    return result
+
+
+def test_an_accounts_priority_matrix_sets_the_priority_of_its_incidents_only(app: ItilApplication) -> None:
+    register(app)
+    app.handle(SetPriorityMatrix(account="resto-chain", matrix=matrix_of_rows(RESTO_ROWS), actor="admin", at=at(0)))
+
+    resto = app.handle(log_incident(impact=1, urgency=2))
+    other = app.handle(log_incident(UNKNOWN_ID, account="bakery-chain", impact=1, urgency=2))
+
+    assert (resto.priority, other.priority) == (1, 2)
+
+
+def test_reprioritising_uses_the_accounts_matrix(app: ItilApplication) -> None:
+    app.handle(log_incident(impact=2, urgency=2))
+    register(app)
+    app.handle(SetPriorityMatrix(account="resto-chain", matrix=matrix_of_rows(RESTO_ROWS), actor="admin", at=at(1)))
+
+    incident = app.handle(ReprioritiseIncident(INCIDENT_ID, impact=2, urgency=1, actor="hotline-n1", at=at(2)))
+
+    assert incident.priority == 1  # the common matrix would say P2
+
+
+def test_a_matrix_set_later_does_not_change_incidents_already_logged(app: ItilApplication) -> None:
+    app.handle(log_incident(impact=1, urgency=2))
+    register(app)
+    app.handle(SetPriorityMatrix(account="resto-chain", matrix=matrix_of_rows(RESTO_ROWS), actor="admin", at=at(1)))
+
+    assert app.get_incident(INCIDENT_ID).priority == 2
+
+
+def test_the_accounts_settings_are_read_back_from_the_store(db_path: Path) -> None:
+    first = ItilApplication(env=store_env_at(db_path))
+    register(first)
+    first.handle(SetPriorityMatrix(account="resto-chain", matrix=matrix_of_rows(RESTO_ROWS), actor="a", at=at(1)))
+    first.handle(SetReopenPeriod(account="resto-chain", period=timedelta(hours=36), actor="a", at=at(1)))
+    first.handle(InformRoc("resto-chain", INCIDENT_ID, "incident 42", "GTR breached", actor="sla", at=at(2)))
+    first.close()
+
+    second = ItilApplication(env=store_env_at(db_path))
+    try:
+        profile = second.account_profile("resto-chain")
+        assert profile["registered"] is True
+        assert profile["priority_matrix_rows"] == RESTO_ROWS
+        assert profile["reopen_period"]["text"] == "36 hours"
+        assert second.reopen_period("resto-chain") == timedelta(hours=36)
+        assert [i["subject_id"] for i in profile["roc_informs"]] == [INCIDENT_ID]
+    finally:
+        second.close()
+
+
+def test_an_account_changed_by_another_process_is_read_as_stored(db_path: Path) -> None:
+    web = ItilApplication(env=store_env_at(db_path))
+    worker = ItilApplication(env=store_env_at(db_path))
+    try:
+        assert web.priority_matrix("resto-chain") == DEFAULT_MATRIX
+        register(worker)
+        assert web.account_profile("resto-chain")["roc"] == "anne.roc"
+        worker.handle(SetPriorityMatrix("resto-chain", matrix_of_rows(RESTO_ROWS), actor="admin", at=at(1)))
+        worker.handle(InformRoc("resto-chain", INCIDENT_ID, "incident 42", "breach", actor="sla", at=at(2)))
+
+        assert web.handle(log_incident(impact=1, urgency=2)).priority == 1
+        assert [i["reason"] for i in web.account_profile("resto-chain")["roc_informs"]] == ["breach"]
+        assert web.find_account("resto-chain") is web.find_account("resto-chain")  # read once while unchanged
+    finally:
+        web.close()
+        worker.close()
+
+
+def test_an_account_never_registered_runs_on_the_defaults(app: ItilApplication) -> None:
+    assert app.find_account("bakery-chain") is None
+    assert app.priority_matrix("bakery-chain") == DEFAULT_MATRIX
+    assert app.reopen_period("bakery-chain") == timedelta(days=7)
+    assert app.account_profile("bakery-chain")["registered"] is False
+
+
+def test_registering_an_account_twice_alike_stores_it_once(app: ItilApplication) -> None:
+    register(app)
+    before = app.recorder.max_notification_id()
+
+    account = register(app)
+
+    assert account.version == 1
+    assert app.recorder.max_notification_id() == before
+
+
+def test_registering_an_account_again_with_other_details_is_refused(app: ItilApplication) -> None:
+    register(app)
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(IllegalTransition, match="already registered .* change its ROC or settings instead"):
+        register(app, roc="marc.roc")
+    assert app.recorder.max_notification_id() == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        SetAccountRoc("bakery-chain", "marc.roc", actor="admin", at=at(1)),
+        SetPriorityMatrix("bakery-chain", DEFAULT_MATRIX, actor="admin", at=at(1)),
+        SetReopenPeriod("bakery-chain", timedelta(days=2), actor="admin", at=at(1)),
+    ],
+    ids=["roc", "matrix", "reopen-period"],
+)
+def test_changing_an_account_never_registered_is_refused(app: ItilApplication, command: object) -> None:
+    with pytest.raises(NotFound, match="there is no registered account 'bakery-chain'; register it first"):
+        app.handle(command)
+    assert app.recorder.max_notification_id() is None
+
+
+def test_setting_the_roc_of_an_account(app: ItilApplication) -> None:
+    register(app, roc=None)
+
+    account = app.handle(SetAccountRoc("resto-chain", "marc.roc", actor="admin", at=at(1)))
+
+    assert account.roc == "marc.roc"
+    assert app.account_profile("resto-chain")["roc"] == "marc.roc"
+
+
+def test_informing_the_roc_twice_of_the_same_subject_and_reason_stores_it_once(app: ItilApplication) -> None:
+    register(app)
+    inform = InformRoc("resto-chain", INCIDENT_ID, "incident 42", "GTR breached", actor="sla-process", at=at(5))
+
+    app.handle(inform)
+    before = app.recorder.max_notification_id()
+    app.handle(inform)  # the same event redelivered to the process
+
+    assert app.recorder.max_notification_id() == before
+    assert len(app.account_profile("resto-chain")["roc_informs"]) == 1
+
+
+@pytest.mark.parametrize("registered", [False, True], ids=["not-registered", "no-roc"])
+def test_informing_the_roc_of_an_account_without_roc_is_refused(app: ItilApplication, registered: bool) -> None:
+    if registered:
+        register(app, roc=None)
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(IllegalTransition, match="cannot inform the ROC of account resto-chain .*has no ROC"):
+        app.handle(InformRoc("resto-chain", INCIDENT_ID, "incident 42", "breach", actor="p", at=at(5)))
+    assert app.recorder.max_notification_id() == before
+
+
+# -- reopen period and follow-up incidents ----------------------------------------------------------
+
+
+def resolved_incident(app: ItilApplication) -> None:
+    app.handle(log_incident())
+    app.handle(ResolveIncident(INCIDENT_ID, code="fixed", actor="n2-tech", at=at(10)))
+
+
+def test_reopening_within_the_accounts_reopen_period_is_accepted(app: ItilApplication) -> None:
+    resolved_incident(app)
+
+    incident = app.handle(ReopenIncident(INCIDENT_ID, reason="down again", actor="n1", at=at(10) + timedelta(days=6)))
+
+    assert incident.is_open
+
+
+def test_reopening_after_the_accounts_reopen_period_is_refused(app: ItilApplication) -> None:
+    register(app)
+    app.handle(SetReopenPeriod("resto-chain", timedelta(days=1), actor="admin", at=at(0)))
+    resolved_incident(app)
+    before = stored(app)
+
+    with pytest.raises(IllegalTransition, match="more than 1 day ago .* log a new incident related to this one"):
+        app.handle(ReopenIncident(INCIDENT_ID, reason="down again", actor="n1", at=at(10) + timedelta(days=2)))
+    assert stored(app) == before
+
+
+def test_a_new_incident_follows_up_one_that_can_no_longer_be_reopened(app: ItilApplication) -> None:
+    resolved_incident(app)
+
+    follow_up = app.handle(
+        log_incident(UNKNOWN_ID, related_incident=INCIDENT_ID, category="network", at=at(10) + timedelta(days=8))
+    )
+
+    assert (follow_up.related_incident, follow_up.category) == (INCIDENT_ID, "network")
+    assert app.history(UNKNOWN_ID)[0].related_incident == INCIDENT_ID  # type: ignore[attr-defined]
+
+
+def test_a_follow_up_of_an_unknown_incident_is_refused(app: ItilApplication) -> None:
+    with pytest.raises(NotFound, match=f"there is no incident {UNKNOWN_ID}"):
+        app.handle(log_incident(related_incident=UNKNOWN_ID))
+    assert app.recorder.max_notification_id() is None
+
+
+def test_a_follow_up_of_another_accounts_incident_is_refused(app: ItilApplication) -> None:
+    app.handle(log_incident(UNKNOWN_ID, account="bakery-chain"))
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(InvalidCommand, match="is on account bakery-chain, not resto-chain"):
+        app.handle(log_incident(related_incident=UNKNOWN_ID))
+    assert app.recorder.max_notification_id() == before
+
+
+# -- attaching children to a parent -------------------------------------------------------------------
+
+PARENT_ID = UUID("0b6a7d4e-0000-4000-8000-0000000000aa")
+
+
+def test_attaching_saves_the_child_and_the_parent_in_one_go(app: ItilApplication) -> None:
+    app.handle(log_incident(PARENT_ID, ci="carrier-link-paca", title="Carrier link down"))
+    app.handle(log_incident())
+    saves: list[int | None] = []
+    app.saved.callbacks.append(lambda: saves.append(app.recorder.max_notification_id()))
+
+    child = app.handle(AttachIncident(child_id=INCIDENT_ID, parent_id=PARENT_ID, actor="n2-network", at=at(5)))
+
+    assert child.id == INCIDENT_ID and child.parent_id == PARENT_ID
+    assert app.get_incident(PARENT_ID).children == [INCIDENT_ID]
+    assert saves == [4]  # one save, two events
+    assert type(app.history(PARENT_ID)[-1]) is Incident.ChildAttached
+    assert type(app.history(INCIDENT_ID)[-1]) is Incident.AttachedToParent
+
+
+@pytest.mark.parametrize(
+    ("child", "parent", "error", "message"),
+    [
+        (INCIDENT_ID, INCIDENT_ID, IllegalTransition, "to itself"),
+        (INCIDENT_ID, UNKNOWN_ID, NotFound, f"there is no incident {UNKNOWN_ID}"),
+        (UNKNOWN_ID, PARENT_ID, NotFound, f"there is no incident {UNKNOWN_ID}"),
+    ],
+    ids=["self", "unknown-parent", "unknown-child"],
+)
+def test_a_refused_attachment_saves_nothing(
+    app: ItilApplication, child: UUID, parent: UUID, error: type[DomainError], message: str
+) -> None:
+    app.handle(log_incident(PARENT_ID))
+    app.handle(log_incident())
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(error, match=message):
+        app.handle(AttachIncident(child_id=child, parent_id=parent, actor="n2-network", at=at(5)))
+    assert app.recorder.max_notification_id() == before
+
+
+def test_attaching_to_a_parent_of_another_account_saves_neither(app: ItilApplication) -> None:
+    app.handle(log_incident(PARENT_ID, account="bakery-chain"))
+    app.handle(log_incident())
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(IllegalTransition, match="that one is on account bakery-chain"):
+        app.handle(AttachIncident(child_id=INCIDENT_ID, parent_id=PARENT_ID, actor="n2-network", at=at(5)))
+    assert app.recorder.max_notification_id() == before
+    assert app.get_incident(PARENT_ID).children == []
+    assert app.get_incident(INCIDENT_ID).parent_id is None
+
+
+def test_attaching_a_child_whose_parent_check_fails_saves_neither(app: ItilApplication) -> None:
+    grand = UUID("0b6a7d4e-0000-4000-8000-0000000000bb")
+    app.handle(log_incident(grand))
+    app.handle(log_incident(PARENT_ID))
+    app.handle(log_incident())
+    app.handle(AttachIncident(child_id=PARENT_ID, parent_id=grand, actor="n2", at=at(1)))
+    before = app.recorder.max_notification_id()
+
+    with pytest.raises(IllegalTransition, match="it is itself a child of incident"):
+        app.handle(AttachIncident(child_id=INCIDENT_ID, parent_id=PARENT_ID, actor="n2", at=at(5)))
+    assert app.recorder.max_notification_id() == before
+
+
+# -- the other new incident commands ------------------------------------------------------------------
+
+
+def test_the_new_incident_commands_are_stored(app: ItilApplication) -> None:
+    problem = UUID("5e000000-0000-4000-8000-000000000001")
+    app.handle(log_incident())
+    commands: list[IncidentCommand] = [
+        AssignIncident(INCIDENT_ID, group="N1 hotline", actor="n1", at=at(1)),
+        CategoriseIncident(INCIDENT_ID, category="network", actor="n1", at=at(2)),
+        EscalateIncidentFunctionally(INCIDENT_ID, to_group="N2 network", reason="link down", actor="n1", at=at(3)),
+        EscalateIncidentHierarchically(INCIDENT_ID, level="roc", reason="many sites", actor="n2", at=at(4)),
+        DeclareMajorIncident(INCIDENT_ID, reason="40 restaurants", actor="n2", at=at(5)),
+        LinkIncidentToProblem(INCIDENT_ID, problem_id=problem, actor="pm", at=at(6)),
+        NoteWorkaround(INCIDENT_ID, problem_id=problem, workaround="backup 4G link", actor="pm", at=at(7)),
+    ]
+    for command in commands:
+        app.handle(command)
+
+    incident = app.get_incident(INCIDENT_ID)
+    assert (incident.assignment_group, incident.category, incident.escalation_level) == ("N2 network", "network", "roc")
+    assert incident.is_major and incident.problem_ids == [problem] and incident.workaround == "backup 4G link"
+    assert [type(e).__name__ for e in app.history(INCIDENT_ID)][2:] == [
+        "Categorised",
+        "FunctionallyEscalated",
+        "HierarchicallyEscalated",
+        "MajorIncidentDeclared",
+        "ProblemLinked",
+        "WorkaroundNoted",
+    ]

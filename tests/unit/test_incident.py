@@ -13,6 +13,7 @@ from domain.errors import DomainError, IllegalTransition, InvalidCommand
 from domain.incident import (
     ACKNOWLEDGED,
     ASSIGNED,
+    ASSIGNMENT_GROUPS,
     CANCELLED,
     CLOSED,
     HOLD_REASONS,
@@ -22,6 +23,7 @@ from domain.incident import (
     RESOLVED,
     RESTORED,
     Incident,
+    attach,
 )
 
 INCIDENT_ID = UUID("6f1c1e0a-0000-4000-8000-000000000042")
@@ -253,9 +255,7 @@ def test_logging_with_invalid_details_is_refused(overrides: dict[str, Any], mess
         (3, 3, 4),
     ],
 )
-def test_priority_comes_from_impact_and_urgency_through_the_matrix(
-    impact: int, urgency: int, priority: int
-) -> None:
+def test_priority_comes_from_impact_and_urgency_through_the_matrix(impact: int, urgency: int, priority: int) -> None:
     incident = log(impact=impact, urgency=urgency)
 
     assert (incident.impact, incident.urgency, incident.priority) == (impact, urgency, priority)
@@ -440,9 +440,7 @@ def test_putting_a_finished_incident_on_hold_is_refused(status: str) -> None:
     ("builder", "status_after"),
     [(new, NEW), (acknowledged, ACKNOWLEDGED), (assigned, ASSIGNED), (restored, RESTORED)],
 )
-def test_resuming_returns_to_the_status_before_the_hold(
-    builder: Callable[[], Incident], status_after: str
-) -> None:
+def test_resuming_returns_to_the_status_before_the_hold(builder: Callable[[], Incident], status_after: str) -> None:
     incident = builder()
     incident.hold(reason="awaiting_change", actor=TECHNICIAN, at=at(10))
     incident.resume(actor=TECHNICIAN, at=at(11))
@@ -894,3 +892,645 @@ def test_replaying_the_events_rebuilds_the_same_incident() -> None:
 
     assert replayed is not None
     assert replayed.summary() == incident.summary()
+
+
+# -- category ---------------------------------------------------------------------------------------
+
+
+def test_logging_records_the_category_trimmed() -> None:
+    assert log(category="  payment terminal ").category == "payment terminal"
+    assert log(category="  ").category is None
+    assert log().category is None
+
+
+def test_categorising_records_the_new_and_the_previous_category() -> None:
+    incident = log(category="network")
+    incident.categorise(category="payment terminal", actor=HOTLINE, at=at(1))
+
+    assert incident.category == "payment terminal"
+    last = incident.collect_events()[-1]
+    assert isinstance(last, Incident.Categorised)
+    assert (last.category, last.previous_category) == ("payment terminal", "network")
+
+
+def test_categorising_a_resolved_incident_is_accepted() -> None:
+    incident = resolved()
+    incident.categorise(category="network", actor=HOTLINE, at=at(6))
+
+    assert incident.category == "network"
+
+
+def test_categorising_in_the_same_category_is_refused() -> None:
+    incident = log(category="network")
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.categorise(category=" network ", actor=HOTLINE, at=at(1)),
+        match="already in category 'network'",
+    )
+
+
+@pytest.mark.parametrize("category", ["", "  ", None])
+def test_categorising_without_a_category_is_refused(category: Any) -> None:
+    incident = new()
+
+    assert_refused(
+        incident, InvalidCommand, lambda: incident.categorise(category=category, actor=HOTLINE, at=at(1)), "category"
+    )
+
+
+@pytest.mark.parametrize("status", [CLOSED, CANCELLED])
+def test_categorising_a_closed_or_cancelled_incident_is_refused(status: str) -> None:
+    incident = BUILDERS[status]()
+
+    assert_refused(
+        incident, IllegalTransition, lambda: incident.categorise(category="network", actor=HOTLINE, at=LATER)
+    )
+
+
+# -- priority matrix of the account ---------------------------------------------------------------
+
+STRICT_MATRIX = {(i, u): 1 if i == 1 else 2 for i in (1, 2, 3) for u in (1, 2, 3)}
+"""An account where anything of high impact is critical and everything else high."""
+
+
+def test_logging_takes_the_priority_from_the_accounts_matrix() -> None:
+    assert log(impact=1, urgency=3, matrix=STRICT_MATRIX).priority == 1
+    assert log(impact=3, urgency=3, matrix=STRICT_MATRIX).priority == 2
+    assert log(impact=1, urgency=3).priority == 3  # the common matrix by default
+
+
+def test_reprioritising_uses_the_accounts_matrix() -> None:
+    incident = log(impact=3, urgency=3, matrix=STRICT_MATRIX)
+    incident.reprioritise(impact=1, urgency=3, actor=HOTLINE, at=at(1), matrix=STRICT_MATRIX)
+
+    last = incident.collect_events()[-1]
+    assert isinstance(last, Incident.Reprioritised)
+    assert (last.previous_priority, last.priority, incident.priority) == (2, 1, 1)
+
+
+# -- functional escalation ------------------------------------------------------------------------
+
+
+def at_hotline() -> Incident:
+    incident = acknowledged()
+    incident.assign(group="N1 hotline", assignee="julie", actor=HOTLINE, at=at(2))
+    return incident
+
+
+def test_the_support_groups_have_tiers() -> None:
+    assert ASSIGNMENT_GROUPS == {
+        "N1 hotline": 1,
+        "N2 systems": 2,
+        "N2 network": 2,
+        "field technicians": 2,
+        "N3 experts": 3,
+    }
+
+
+def test_escalating_functionally_hands_the_incident_to_a_higher_tier_group_and_nobody_in_it() -> None:
+    incident = at_hotline()
+    incident.escalate_functionally(to_group="N2 network", reason="carrier link suspected", actor=HOTLINE, at=at(3))
+
+    assert (incident.status, incident.assignment_group, incident.assignee) == (ASSIGNED, "N2 network", None)
+    last = incident.collect_events()[-1]
+    assert isinstance(last, Incident.FunctionallyEscalated)
+    assert (last.from_group, last.to_group, last.reason) == ("N1 hotline", "N2 network", "carrier link suspected")
+    assert incident.summary()["support_tier"] == 2
+
+
+def test_escalating_from_tier_two_to_tier_three_is_accepted() -> None:
+    incident = assigned()  # N2 network
+    incident.escalate_functionally(to_group="N3 experts", reason="BGP flapping", actor=TECHNICIAN, at=at(3))
+
+    assert incident.assignment_group == "N3 experts"
+
+
+def test_escalating_while_on_hold_keeps_it_on_hold() -> None:
+    incident = at_hotline()
+    incident.hold(reason="awaiting_customer", actor=HOTLINE, at=at(3))
+    incident.escalate_functionally(to_group="N2 systems", reason="server side", actor=HOTLINE, at=at(4))
+
+    assert (incident.status, incident.assignment_group) == (ON_HOLD, "N2 systems")
+    incident.resume(actor=HOTLINE, at=at(5))
+    assert incident.status == ASSIGNED
+
+
+@pytest.mark.parametrize(
+    ("to_group", "message"),
+    [
+        (
+            "N2 systems",
+            r"from N2 network \(tier 2\) to N2 systems \(tier 2\): a functional escalation goes to a higher tier",
+        ),
+        ("N1 hotline", r"from N2 network \(tier 2\) to N1 hotline \(tier 1\)"),
+        ("N2 network", r"\(tier 2\) to N2 network \(tier 2\)"),
+    ],
+)
+def test_escalating_to_the_same_or_a_lower_tier_is_refused(to_group: str, message: str) -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_functionally(to_group=to_group, reason="r", actor=TECHNICIAN, at=at(3)),
+        match=message,
+    )
+
+
+def test_escalating_an_unassigned_incident_is_refused() -> None:
+    incident = acknowledged()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_functionally(to_group="N2 network", reason="r", actor=HOTLINE, at=at(2)),
+        match="not assigned to a group yet, assign it first",
+    )
+
+
+def test_escalating_to_a_group_of_unknown_tier_is_refused() -> None:
+    incident = at_hotline()
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: incident.escalate_functionally(to_group="Carrier X", reason="r", actor=HOTLINE, at=at(3)),
+        match="support tier is unknown; escalate to one of N1 hotline, N2 systems",
+    )
+
+
+def test_escalating_from_a_group_of_unknown_tier_is_refused() -> None:
+    incident = acknowledged()
+    incident.assign(group="Carrier X", actor=HOTLINE, at=at(2))
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_functionally(to_group="N3 experts", reason="r", actor=HOTLINE, at=at(3)),
+        match="the tier of Carrier X is unknown, assign it instead",
+    )
+
+
+def test_escalating_without_a_reason_is_refused() -> None:
+    incident = at_hotline()
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: incident.escalate_functionally(to_group="N2 network", reason=" ", actor=HOTLINE, at=at(3)),
+        match="reason is required",
+    )
+
+
+@pytest.mark.parametrize("status", [RESOLVED, CLOSED, CANCELLED])
+def test_escalating_a_finished_incident_is_refused(status: str) -> None:
+    incident = BUILDERS[status]()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_functionally(to_group="N3 experts", reason="r", actor=HOTLINE, at=LATER),
+        match=f"cannot escalate incident {INCIDENT_ID}: it is {status}",
+    )
+
+
+# -- hierarchical escalation ------------------------------------------------------------------------
+
+
+def test_escalating_hierarchically_to_the_roc_then_to_management() -> None:
+    incident = assigned()
+    incident.escalate_hierarchically(level="roc", reason="GTR at 90 %", actor=TECHNICIAN, at=at(3))
+    assert incident.escalation_level == "roc"
+
+    incident.escalate_hierarchically(level="management", reason="GTR breached", actor=TECHNICIAN, at=at(4))
+
+    assert incident.escalation_level == "management"
+    assert event_names(incident)[-2:] == ["HierarchicallyEscalated", "HierarchicallyEscalated"]
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "message"),
+    [
+        ("roc", "roc", "already escalated to the ROC"),
+        ("management", "roc", "cannot escalate incident .* to the ROC: it was already escalated to management"),
+        ("management", "management", "already escalated to management"),
+    ],
+)
+def test_escalating_hierarchically_to_the_same_or_a_lower_level_is_refused(first: str, then: str, message: str) -> None:
+    incident = assigned()
+    incident.escalate_hierarchically(level=first, reason="r", actor=TECHNICIAN, at=at(3))
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_hierarchically(level=then, reason="r", actor=TECHNICIAN, at=at(4)),
+        match=message,
+    )
+
+
+@pytest.mark.parametrize("level", ["director", "", None, "ROC"])
+def test_escalating_hierarchically_to_an_unknown_level_is_refused(level: Any) -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: incident.escalate_hierarchically(level=level, reason="r", actor=TECHNICIAN, at=at(3)),
+        match="level must be one of roc, management",
+    )
+
+
+@pytest.mark.parametrize("status", [RESOLVED, CLOSED, CANCELLED])
+def test_escalating_a_finished_incident_hierarchically_is_refused(status: str) -> None:
+    incident = BUILDERS[status]()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.escalate_hierarchically(level="roc", reason="r", actor=TECHNICIAN, at=LATER),
+    )
+
+
+# -- major incident -----------------------------------------------------------------------------------
+
+
+def test_declaring_a_major_incident() -> None:
+    incident = assigned()
+    assert not incident.is_major
+
+    incident.declare_major(reason="40 restaurants cannot take card payments", actor=HOTLINE, at=at(3))
+
+    assert incident.is_major
+    assert incident.major_declared_at == at(3)
+    assert incident.summary()["is_major"] is True
+    assert event_names(incident)[-1] == "MajorIncidentDeclared"
+
+
+def test_declaring_a_major_incident_twice_is_refused() -> None:
+    incident = assigned()
+    incident.declare_major(reason="r", actor=HOTLINE, at=at(3))
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.declare_major(reason="r", actor=HOTLINE, at=at(4)),
+        match="already is a major incident",
+    )
+
+
+@pytest.mark.parametrize("status", [RESOLVED, CLOSED, CANCELLED])
+def test_declaring_a_finished_incident_major_is_refused(status: str) -> None:
+    incident = BUILDERS[status]()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.declare_major(reason="r", actor=HOTLINE, at=LATER),
+        match=f"cannot declare a major incident on incident {INCIDENT_ID}: it is {status}",
+    )
+
+
+def test_declaring_a_major_incident_without_a_reason_is_refused() -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident, InvalidCommand, lambda: incident.declare_major(reason="", actor=HOTLINE, at=at(3)), "reason"
+    )
+
+
+# -- parent and children (mass outages) ----------------------------------------------------------
+
+
+def other(number: int, account: str = "resto-chain") -> Incident:
+    return log(id=UUID(int=number), account=account, ci=f"router-resto-{number:03d}")
+
+
+def test_attaching_a_child_records_the_link_on_both_incidents() -> None:
+    parent = log(ci="carrier-link-orange-paca", title="Carrier link down")
+    child = other(7)
+
+    attach(child, parent, actor=HOTLINE, at=at(1))
+
+    assert parent.children == [child.id]
+    assert child.parent_id == parent.id
+    assert event_names(parent)[-1] == "ChildAttached"
+    assert event_names(child)[-1] == "AttachedToParent"
+    assert parent.summary()["children"] == [child.id]
+    assert child.summary()["parent_id"] == parent.id
+
+
+def test_a_parent_gathers_many_children() -> None:
+    parent = log(ci="carrier-link-orange-paca")
+    children = [other(n) for n in range(1, 6)]
+    for n, child in enumerate(children, start=1):
+        attach(child, parent, actor=HOTLINE, at=at(n))
+
+    assert parent.children == [c.id for c in children]
+
+
+def assert_attach_refused(child: Incident, parent: Incident, match: str, when: datetime | None = None) -> None:
+    before = (child.summary(), parent.summary(), len(child.pending_events), len(parent.pending_events))
+    with pytest.raises(DomainError, match=match):
+        attach(child, parent, actor=HOTLINE, at=when or at(30))
+    assert (child.summary(), parent.summary(), len(child.pending_events), len(parent.pending_events)) == before
+
+
+def test_attaching_an_incident_to_itself_is_refused() -> None:
+    incident = new()
+
+    assert_attach_refused(incident, incident, "cannot attach incident .* to itself")
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.attach_child(child_id=INCIDENT_ID, actor=HOTLINE, at=at(1)),
+        match="to itself",
+    )
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.attach_to_parent(parent_id=INCIDENT_ID, actor=HOTLINE, at=at(1)),
+        match="to itself",
+    )
+
+
+def test_attaching_a_child_that_already_has_a_parent_is_refused() -> None:
+    parent, second_parent, child = log(), other(2), other(3)
+    attach(child, parent, actor=HOTLINE, at=at(1))
+
+    assert_attach_refused(child, second_parent, f"it is already a child of incident {parent.id}")
+    assert_attach_refused(child, parent, f"it is already a child of incident {parent.id}")
+
+
+def test_attaching_to_a_parent_that_is_itself_a_child_is_refused() -> None:
+    parent, middle, child = log(), other(2), other(3)
+    attach(middle, parent, actor=HOTLINE, at=at(1))
+
+    assert_attach_refused(child, middle, f"it is itself a child of incident {parent.id}")
+
+
+def test_attaching_a_parent_under_another_parent_is_refused() -> None:
+    parent, child, top = log(), other(2), other(3)
+    attach(child, parent, actor=HOTLINE, at=at(1))
+
+    assert_attach_refused(parent, top, r"it is itself the parent of 1 incident\(s\)")
+
+
+def test_attaching_incidents_of_different_accounts_is_refused() -> None:
+    parent, child = log(), other(2, account="bakery-chain")
+
+    assert_attach_refused(child, parent, "of account bakery-chain to incident .*: that one is on account resto-chain")
+
+
+@pytest.mark.parametrize("status", [CLOSED, CANCELLED])
+def test_attaching_a_closed_or_cancelled_child_is_refused(status: str) -> None:
+    child = BUILDERS[status]()
+    parent = other(9)
+
+    assert_attach_refused(child, parent, f"cannot attach incident {INCIDENT_ID}: it is {status}")
+
+
+@pytest.mark.parametrize("status", [CLOSED, CANCELLED])
+def test_attaching_to_a_closed_or_cancelled_parent_is_refused(status: str) -> None:
+    parent = BUILDERS[status]()
+    child = other(9)
+
+    assert_attach_refused(child, parent, f"cannot attach a child to incident {INCIDENT_ID}: it is {status}")
+
+
+def test_attaching_before_the_last_step_of_either_incident_is_refused() -> None:
+    parent, child = log(), other(2)
+    child.acknowledge(actor=HOTLINE, at=at(10))
+
+    assert_attach_refused(child, parent, "before its last recorded step", when=at(5))
+
+
+def test_a_resolved_incident_can_still_be_attached() -> None:
+    parent, child = other(2), resolved()
+    attach(child, parent, actor=HOTLINE, at=at(10))
+
+    assert child.parent_id == parent.id
+
+
+# -- reopen period ------------------------------------------------------------------------------------
+
+
+def test_reopening_on_the_last_instant_of_the_reopen_period_is_accepted() -> None:
+    incident = resolved()  # at(5)
+    incident.reopen(reason="down again", actor=HOTLINE, at=at(5) + timedelta(days=7))
+
+    assert incident.status == ASSIGNED
+
+
+def test_reopening_after_the_reopen_period_is_refused_and_says_to_log_a_related_incident() -> None:
+    incident = resolved()
+
+    error = assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.reopen(reason="down again", actor=HOTLINE, at=at(5) + timedelta(days=7, seconds=1)),
+        match="more than 7 days ago",
+    )
+    assert "log a new incident related to this one" in str(error)
+
+
+def test_the_reopen_period_is_the_accounts() -> None:
+    incident = resolved()
+    late = at(5) + timedelta(hours=25)
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.reopen(reason="r", actor=HOTLINE, at=late, reopen_within=timedelta(days=1)),
+        match="more than 1 day ago",
+    )
+    incident.reopen(reason="r", actor=HOTLINE, at=late, reopen_within=timedelta(days=2))
+    assert incident.is_open
+
+
+def test_a_new_incident_may_follow_up_an_earlier_one() -> None:
+    earlier = UUID(int=77)
+    incident = log(related_incident=earlier)
+
+    assert incident.related_incident == earlier
+    assert incident.summary()["related_incident"] == earlier
+
+
+def test_an_incident_cannot_follow_up_itself() -> None:
+    with pytest.raises(InvalidCommand, match="cannot be related to itself"):
+        log(related_incident=INCIDENT_ID)
+
+
+def test_a_related_incident_must_be_an_id() -> None:
+    with pytest.raises(InvalidCommand, match="related incident must be a UUID"):
+        log(related_incident=str(UUID(int=77)))
+
+
+# -- problems and workarounds ---------------------------------------------------------------------
+
+PROBLEM = UUID("5e000000-0000-4000-8000-000000000001")
+OTHER_PROBLEM = UUID("5e000000-0000-4000-8000-000000000002")
+
+
+def test_linking_a_problem_records_it() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="problem-manager", at=at(3))
+    incident.link_problem(problem_id=OTHER_PROBLEM, actor="problem-manager", at=at(4))
+
+    assert incident.problem_ids == [PROBLEM, OTHER_PROBLEM]
+    assert event_names(incident)[-1] == "ProblemLinked"
+
+
+def test_linking_the_same_problem_twice_is_refused() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="problem-manager", at=at(3))
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.link_problem(problem_id=PROBLEM, actor="problem-manager", at=at(4)),
+        match=f"cannot link incident {INCIDENT_ID} to problem {PROBLEM}: it is already linked",
+    )
+
+
+def test_a_closed_incident_can_be_linked_to_the_problem_that_caused_it() -> None:
+    incident = closed()
+    incident.link_problem(problem_id=PROBLEM, actor="problem-manager", at=LATER)
+
+    assert incident.problem_ids == [PROBLEM]
+
+
+def test_noting_a_workaround_makes_it_visible_on_the_incident() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="problem-manager", at=at(3))
+    incident.note_workaround(problem_id=PROBLEM, workaround=" switch the TPE to 4G ", actor="pm", at=at(4))
+
+    assert (incident.workaround, incident.workaround_problem_id) == ("switch the TPE to 4G", PROBLEM)
+    summary = incident.summary()
+    assert (summary["workaround"], summary["workaround_problem_id"]) == ("switch the TPE to 4G", PROBLEM)
+    last = incident.collect_events()[-1]
+    assert isinstance(last, Incident.WorkaroundNoted)
+    assert (last.problem_id, last.workaround) == (PROBLEM, "switch the TPE to 4G")
+
+
+def test_a_later_workaround_replaces_the_earlier_one() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="pm", at=at(3))
+    incident.note_workaround(problem_id=PROBLEM, workaround="reboot the router", actor="pm", at=at(4))
+    incident.note_workaround(problem_id=PROBLEM, workaround="switch to the backup link", actor="pm", at=at(5))
+
+    assert incident.workaround == "switch to the backup link"
+
+
+def test_noting_a_workaround_of_a_problem_not_linked_is_refused() -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.note_workaround(problem_id=PROBLEM, workaround="reboot", actor="pm", at=at(3)),
+        match=f"it is not linked to problem {PROBLEM}, link it first",
+    )
+
+
+def test_noting_the_same_workaround_twice_is_refused() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="pm", at=at(3))
+    incident.note_workaround(problem_id=PROBLEM, workaround="reboot", actor="pm", at=at(4))
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: incident.note_workaround(problem_id=PROBLEM, workaround="reboot", actor="pm", at=at(5)),
+        match="already noted",
+    )
+
+
+def test_noting_an_empty_workaround_is_refused() -> None:
+    incident = assigned()
+    incident.link_problem(problem_id=PROBLEM, actor="pm", at=at(3))
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: incident.note_workaround(problem_id=PROBLEM, workaround="  ", actor="pm", at=at(4)),
+        match="workaround is required",
+    )
+
+
+def test_a_problem_id_must_be_an_id() -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: incident.link_problem(problem_id=str(PROBLEM), actor="pm", at=at(3)),  # type: ignore[arg-type]
+        match="problem id must be a UUID",
+    )
+
+
+# -- new commands: instants, summary, replay, stored events -------------------------------------
+
+NEW_COMMANDS: dict[str, Callable[[Incident, datetime], None]] = {
+    "categorise": lambda i, t: i.categorise(category="network", actor=HOTLINE, at=t),
+    "escalate": lambda i, t: i.escalate_functionally(to_group="N3 experts", reason="r", actor=HOTLINE, at=t),
+    "escalate hierarchically": lambda i, t: i.escalate_hierarchically(level="roc", reason="r", actor=HOTLINE, at=t),
+    "declare major": lambda i, t: i.declare_major(reason="r", actor=HOTLINE, at=t),
+    "attach child": lambda i, t: i.attach_child(child_id=UUID(int=5), actor=HOTLINE, at=t),
+    "attach to parent": lambda i, t: i.attach_to_parent(parent_id=UUID(int=5), actor=HOTLINE, at=t),
+    "link problem": lambda i, t: i.link_problem(problem_id=PROBLEM, actor=HOTLINE, at=t),
+}
+
+
+@pytest.mark.parametrize("command", NEW_COMMANDS)
+def test_a_new_command_dated_before_the_last_recorded_step_is_refused(command: str) -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: NEW_COMMANDS[command](incident, incident.last_at - timedelta(seconds=1)),
+        match="before its last recorded step",
+    )
+
+
+@pytest.mark.parametrize("command", NEW_COMMANDS)
+def test_a_new_command_with_a_naive_instant_is_refused(command: str) -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident, InvalidCommand, lambda: NEW_COMMANDS[command](incident, datetime(2025, 3, 3, 12, 0)), "time zone"
+    )
+
+
+def test_replaying_the_new_events_rebuilds_the_same_incident() -> None:
+    incident = log(category="network", related_incident=UUID(int=99))
+    incident.assign(group="N1 hotline", actor=HOTLINE, at=at(1))
+    incident.escalate_functionally(to_group="N2 network", reason="link", actor=HOTLINE, at=at(2))
+    incident.escalate_hierarchically(level="roc", reason="many sites", actor=HOTLINE, at=at(3))
+    incident.declare_major(reason="40 sites", actor=HOTLINE, at=at(4))
+    incident.categorise(category="carrier link", actor=HOTLINE, at=at(5))
+    incident.attach_child(child_id=UUID(int=1), actor=HOTLINE, at=at(6))
+    incident.link_problem(problem_id=PROBLEM, actor="pm", at=at(7))
+    incident.note_workaround(problem_id=PROBLEM, workaround="backup link", actor="pm", at=at(8))
+
+    replayed: Incident | None = None
+    for domain_event in incident.collect_events():
+        replayed = domain_event.mutate(replayed)
+
+    assert replayed is not None
+    assert replayed.summary() == incident.summary()
+
+
+def test_a_logged_event_stored_before_categories_and_follow_ups_still_loads() -> None:
+    logged = new().collect_events()[0]
+    state = {k: v for k, v in logged.__dict__.items() if k not in ("category", "related_incident")}
+    older = object.__new__(Incident.Logged)
+    object.__setattr__(older, "__dict__", state)
+
+    incident = older.mutate(None)
+
+    assert incident is not None
+    assert (incident.category, incident.related_incident, incident.is_major) == (None, None, False)
+    assert (incident.children, incident.problem_ids, incident.parent_id) == ([], [], None)
