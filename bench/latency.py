@@ -107,7 +107,8 @@ def run(port: int, database: Path, rate: int, seconds: int, as_json: bool) -> No
             if pending:
                 ids = list({i for i, _ in pending})
                 rows = db.execute(
-                    f"SELECT incident_id, version FROM view_incidents WHERE incident_id IN ({','.join('?' * len(ids))})",
+                    "SELECT incident_id, version FROM view_incidents"
+                    f" WHERE incident_id IN ({','.join('?' * len(ids))})",
                     ids,
                 ).fetchall()
                 now = time.perf_counter()

@@ -13,6 +13,7 @@ import mode
 from aiohttp import web
 
 from itil.application import ItilApplication
+from itil.batching import GroupCommitter
 from itil.config import Settings
 from itil.web import WebApi
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
@@ -41,6 +42,7 @@ class Engine:
         self.sla_process = SlaProcess(self.app, self.sla_schedule, clock)
         self.sla_consumer = SlaConsumer(self.db, self.sla_process)
         self.ci_registry = CiRegistryProjection(self.db)
+        self.committer = GroupCommitter(self.app)
         for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer, self.ci_registry):
             owner.create_tables()
 
@@ -48,7 +50,7 @@ class Engine:
         return Relay(self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions)
 
     def web_app(self) -> web.Application:
-        return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard).build()
+        return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
 
     def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
         from streams.worker import Applier, build_faust_app, kafka_partition_reader

@@ -27,6 +27,7 @@ from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import CHANNELS, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
 from itil import application as cmd
 from itil.application import ConcurrencyConflict, ItilApplication
+from itil.batching import GroupCommitter
 from itil.whatif import what_if_statement
 from projections.account_incidents import AccountIncidentsProjection, timeline_entry
 from projections.sla import SlaDashboardProjection
@@ -450,8 +451,10 @@ class WebApi:
         clock: Clock,
         policy: AccessPolicy | None = None,
         sla: SlaDashboardProjection | None = None,
+        committer: GroupCommitter | None = None,
     ) -> None:
         self.app = app
+        self.committer = committer
         self.projection = projection
         self.sla = sla or SlaDashboardProjection(projection.db)
         self.clock = clock
@@ -542,6 +545,15 @@ class WebApi:
             raise InvalidCommand(f"at {at.isoformat()} is in the future")
         return actor, at
 
+    async def carry_out(self, command: Any) -> dict[str, Any]:
+        """Carry out a command (through group commit when it can) and return the aggregate's state."""
+        if self.committer is not None and self.app.can_prepare(command):
+            outcome = await asyncio.wrap_future(self.committer.submit(command))
+            return outcome.summary
+        aggregate = await asyncio.to_thread(self.app.handle, command)
+        summary: dict[str, Any] = aggregate.summary()
+        return summary
+
     async def log_incident(self, request: web.Request) -> web.Response:
         data = LogIncidentBody().load(await _body(request))
         actor, at = self._actor_and_at(request, data)
@@ -561,9 +573,8 @@ class WebApi:
             category=data["category"],
             related_incident=data["related_incident"],
         )
-        incident = await asyncio.to_thread(self.app.handle, command)
-        location = f"/api/incidents/{incident.id}"
-        return reply(incident.summary(), status=201, headers={"Location": location})
+        summary = await self.carry_out(command)
+        return reply(summary, status=201, headers={"Location": f"/api/incidents/{summary['id']}"})
 
     async def incident_command(self, request: web.Request) -> web.Response:
         name = request.match_info["command"]
@@ -573,8 +584,8 @@ class WebApi:
         data = schema.load(await _body(request))
         actor, at = self._actor_and_at(request, data)
         data.update(actor=actor, at=at, incident_id=_uuid(request.match_info["incident_id"]))
-        incident = await asyncio.to_thread(self.app.handle, command_class(**data))
-        return reply(incident.summary())
+        summary = await self.carry_out(command_class(**data))
+        return reply(summary)
 
     # -- queries --------------------------------------------------------------------
 
