@@ -9,7 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from inspect import isclass
 
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from domain.change import Change
+from domain.configuration import ConfigurationItem
+from domain.incident import Incident
+from domain.problem import Problem
+from domain.sla import IncidentSla
 from itil.application import ItilApplication
 from projections.tracking import Delivery, Projection
 from streams.envelope import envelope_of
@@ -38,6 +47,21 @@ def reset(projections: Sequence[Projection]) -> None:
             tx.execute("DELETE FROM view_positions WHERE projection = ?", (projection.name,))
 
 
+AGGREGATES: dict[str, type[Aggregate]] = {
+    "Incident": Incident, "IncidentSla": IncidentSla, "Problem": Problem, "Change": Change,
+    "ConfigurationItem": ConfigurationItem,
+}  # fmt: skip
+
+
+def event_topics(aggregate_types: Sequence[str]) -> list[str]:
+    """The stored topics of every event class of these aggregates (to read only those)."""
+    topics = []
+    for name in aggregate_types:
+        aggregate = AGGREGATES[name]
+        topics += [get_topic(v) for v in vars(aggregate).values() if isclass(v) and issubclass(v, Aggregate.Event)]
+    return topics
+
+
 def rebuild(
     app: ItilApplication,
     projections: Sequence[Projection],
@@ -45,27 +69,32 @@ def rebuild(
     page: int = 5000,
     start_fresh: bool = True,
 ) -> RebuildStats:
-    """Apply every stored event (up to position `upto`) to the projections, page by page."""
+    """Apply every stored event (up to position `upto`) to the projections, page by page.
+
+    Each projection reads only the events of the aggregates it applies, when it says which.
+    """
     for projection in projections:
         projection.create_tables()
     if start_fresh:
         reset(projections)
     began = time.perf_counter()
-    position, events, applied = 0, 0, 0
-    previous: int | None = None
-    while True:
-        stop = upto if upto is not None else None
-        notifications = app.recorder.select_notifications(start=position + 1, limit=page, stop=stop)
-        if not notifications:
-            break
-        batch = []
-        for n in notifications:
-            batch.append(Delivery(STORE_TOPIC, 0, n.id, envelope_of(app.mapper.to_domain_event(n), n.id, previous)))
-            previous = n.id
-        for projection in projections:
+    events, applied = 0, 0
+    for projection in projections:
+        topics = event_topics(projection.reads) if projection.reads else []
+        if projection.reads and any(name not in AGGREGATES for name in projection.reads):
+            topics = []
+        position, previous = 0, None
+        while True:
+            notifications = app.recorder.select_notifications(start=position + 1, limit=page, stop=upto, topics=topics)
+            if not notifications:
+                break
+            batch = []
+            for n in notifications:
+                envelope = envelope_of(app.mapper.to_domain_event(n), n.id, previous)
+                batch.append(Delivery(STORE_TOPIC, 0, n.id, envelope))
+                previous = n.id
             applied += projection.apply(batch)
-        events += len(batch)
-        position = notifications[-1].id
-        if upto is not None and position >= upto:
-            break
-    return RebuildStats(events, applied, time.perf_counter() - began)
+            events += len(batch)
+            position = notifications[-1].id
+    total = app.recorder.max_notification_id() or 0
+    return RebuildStats(min(total, upto) if upto else total, applied, time.perf_counter() - began)

@@ -224,6 +224,7 @@ class SlaDashboardProjection(Projection):
     """Maintains the SLA clock rows and their explanations; answers the dashboard queries."""
 
     name = NAME
+    reads = ("IncidentSla",)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA

@@ -148,6 +148,9 @@ class TrackedConsumer:
 class Projection(TrackedConsumer):
     """A read model: its rows and its positions change in one transaction."""
 
+    reads: tuple[str, ...] = ()
+    """Aggregate types whose events it applies (empty: all); lets a rebuild read only those."""
+
     def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
         """Apply a batch once; returns how many events changed the view.
 
