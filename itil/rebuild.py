@@ -20,6 +20,7 @@ from domain.incident import Incident
 from domain.problem import Problem
 from domain.sla import IncidentSla
 from itil.application import ItilApplication
+from projections.db import Database
 from projections.tracking import Delivery, Projection
 from streams.envelope import envelope_of
 
@@ -98,3 +99,12 @@ def rebuild(
             position = notifications[-1].id
     total = app.recorder.max_notification_id() or 0
     return RebuildStats(min(total, upto) if upto else total, applied, time.perf_counter() - began)
+
+
+def all_projections(db: Database) -> list[Projection]:
+    """Every projection of the engine (what a full rebuild rebuilds)."""
+    from projections.account_incidents import AccountIncidentsProjection
+    from projections.configuration import CiRegistryProjection
+    from projections.sla import SlaDashboardProjection
+
+    return [AccountIncidentsProjection(db), SlaDashboardProjection(db), CiRegistryProjection(db)]

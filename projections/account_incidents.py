@@ -93,46 +93,46 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+_SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "Logged": lambda p: (
+        f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
+        f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
+        + (f", category {p['category']}" if p.get("category") else "")
+        + (f", follows up incident {p['related_incident']}" if p.get("related_incident") else "")
+    ),
+    "Acknowledged": lambda p: "Acknowledged",
+    "Reprioritised": lambda p: (
+        f"Priority P{p['previous_priority']} -> P{p['priority']} (impact {p['impact']}, urgency {p['urgency']})"
+    ),
+    "Assigned": lambda p: f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else ""),
+    "PutOnHold": lambda p: (
+        f"Put on hold: {p['reason'].replace('_', ' ')}" + (f" ({p['note']})" if p.get("note") else "")
+    ),
+    "Resumed": lambda p: "Resumed",
+    "ServiceRestored": lambda p: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
+    "Resolved": lambda p: f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else ""),
+    "Reopened": lambda p: f"Reopened: {p['reason']}",
+    "Closed": lambda p: "Closed",
+    "Cancelled": lambda p: f"Cancelled: {p['reason']}",
+    "Categorised": lambda p: (
+        f"Categorised as {p['category']}" + (f" (was {p['previous_category']})" if p.get("previous_category") else "")
+    ),
+    "FunctionallyEscalated": lambda p: f"Escalated from {p['from_group']} to {p['to_group']}: {p['reason']}",
+    "HierarchicallyEscalated": lambda p: f"Escalated to {ESCALATION_NAMES.get(p['level'], p['level'])}: {p['reason']}",
+    "MajorIncidentDeclared": lambda p: f"Declared a major incident: {p['reason']}",
+    "ChildAttached": lambda p: f"Incident {p['child_id']} attached as a child of this one",
+    "AttachedToParent": lambda p: f"Attached to parent incident {p['parent_id']}",
+    "ProblemLinked": lambda p: f"Linked to problem {p['problem_id']}",
+    "WorkaroundNoted": lambda p: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
+}
+
+
 def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
     """How one event reads in an incident's timeline."""
     p = envelope["payload"]
-    kind = envelope["event_type"].split(".")[-1]
-    summaries: dict[str, Callable[[], str]] = {
-        "Logged": lambda: (
-            f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
-            f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
-            + (f", category {p['category']}" if p.get("category") else "")
-            + (f", follows up incident {p['related_incident']}" if p.get("related_incident") else "")
-        ),
-        "Acknowledged": lambda: "Acknowledged",
-        "Reprioritised": lambda: (
-            f"Priority P{p['previous_priority']} -> P{p['priority']} (impact {p['impact']}, urgency {p['urgency']})"
-        ),
-        "Assigned": lambda: f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else ""),
-        "PutOnHold": lambda: (
-            f"Put on hold: {p['reason'].replace('_', ' ')}" + (f" ({p['note']})" if p.get("note") else "")
-        ),
-        "Resumed": lambda: "Resumed",
-        "ServiceRestored": lambda: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
-        "Resolved": lambda: f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else ""),
-        "Reopened": lambda: f"Reopened: {p['reason']}",
-        "Closed": lambda: "Closed",
-        "Cancelled": lambda: f"Cancelled: {p['reason']}",
-        "Categorised": lambda: (
-            f"Categorised as {p['category']}"
-            + (f" (was {p['previous_category']})" if p.get("previous_category") else "")
-        ),
-        "FunctionallyEscalated": lambda: f"Escalated from {p['from_group']} to {p['to_group']}: {p['reason']}",
-        "HierarchicallyEscalated": lambda: (
-            f"Escalated to {ESCALATION_NAMES.get(p['level'], p['level'])}: {p['reason']}"
-        ),
-        "MajorIncidentDeclared": lambda: f"Declared a major incident: {p['reason']}",
-        "ChildAttached": lambda: f"Incident {p['child_id']} attached as a child of this one",
-        "AttachedToParent": lambda: f"Attached to parent incident {p['parent_id']}",
-        "ProblemLinked": lambda: f"Linked to problem {p['problem_id']}",
-        "WorkaroundNoted": lambda: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
-    }
-    summary = summaries.get(kind, lambda: kind)()
+    kind = envelope["event_type"].rsplit(".", 1)[-1]
+    summarise = _SUMMARIES.get(kind)
+    summary = summarise(p) if summarise is not None else kind
     return {
         "version": envelope["aggregate_version"],
         "position": envelope["position"],
@@ -229,6 +229,16 @@ class AccountIncidentsProjection(Projection):
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
         rows: dict[str, dict[str, Any] | None] = {}
         timeline: list[tuple[Any, ...]] = []
+        ids = list({str(e["aggregate_id"]) for e in envelopes if e["aggregate_type"] == "Incident"})
+        for start in range(0, len(ids), 500):  # one query per 500 incidents, not one each
+            chunk = ids[start : start + 500]
+            found = tx.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM view_incidents"
+                f" WHERE incident_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).all()
+            rows.update({i: None for i in chunk})
+            rows.update({r["incident_id"]: r for r in found})
         applied = sum(
             1 for e in envelopes if e["aggregate_type"] == "Incident" and self._apply_one(tx, rows, timeline, e)
         )
@@ -269,7 +279,7 @@ class AccountIncidentsProjection(Projection):
             (
                 incident_id, entry["version"], entry["position"], entry["event_type"],
                 entry["occurred_at"], entry["actor"], entry["summary"],
-                json.dumps(entry["details"], sort_keys=True),
+                json.dumps(entry["details"], separators=(",", ":")),
             )
         )  # fmt: skip
         return True

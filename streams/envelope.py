@@ -14,6 +14,7 @@ from marshmallow import Schema, fields, validate
 ENVELOPE_VERSION = 1
 EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:itil-engine:event")
 
+_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
 _HEADER_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at", "originator_topic"}
 
 
@@ -78,11 +79,14 @@ def envelope_of(
     """The envelope (as JSON-ready values) of a domain event stored at `position`."""
     attributes = event.__dict__
     qualname = type(event).__qualname__
+    payload = {
+        k: v if type(v) in _PRIMITIVES else _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS
+    }
     return {
         "envelope_version": ENVELOPE_VERSION,
         "event_id": event_id(event.originator_id, event.originator_version),
         "event_type": qualname,
-        "aggregate_type": qualname.split(".")[0],
+        "aggregate_type": qualname.partition(".")[0],
         "aggregate_id": str(event.originator_id),
         "aggregate_version": event.originator_version,
         "position": position,
@@ -90,7 +94,7 @@ def envelope_of(
         "occurred_at": attributes["at"].isoformat(),
         "recorded_at": attributes["timestamp"].isoformat(),
         "actor": attributes["actor"],
-        "payload": {k: _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS},
+        "payload": payload,
     }
 
 
