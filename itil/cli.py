@@ -117,6 +117,21 @@ def cmd_broker(args: argparse.Namespace) -> None:
         broker.stop()
 
 
+def cmd_rebuild(args: argparse.Namespace) -> None:
+    """Rebuild every projection from the event store (stop the workers first)."""
+    from itil.application import ItilApplication
+    from itil.rebuild import all_projections, rebuild
+    from projections.db import Database
+
+    from itil.config import ensure_store_directory
+
+    settings = _settings()
+    ensure_store_directory(settings.store_env)
+    app = ItilApplication(env=settings.store_env)
+    stats = rebuild(app, all_projections(Database.from_store_env(settings.store_env)), upto=args.upto)
+    print(f"rebuilt from {stats.events:,} events in {stats.seconds:.1f} s ({stats.rate:,.0f} events/s)")
+
+
 def _api_url(args: argparse.Namespace) -> str:
     if args.url:
         return str(args.url)
@@ -234,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     broker = sub.add_parser("broker", help=cmd_broker.__doc__)
     broker.add_argument("--port", type=int, default=None)
     broker.set_defaults(func=cmd_broker)
+    rebuild_parser = sub.add_parser("rebuild", help=cmd_rebuild.__doc__)
+    rebuild_parser.add_argument("--upto", type=int, default=None, help="stop at this store position (history)")
+    rebuild_parser.set_defaults(func=cmd_rebuild)
     _add_client(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from itil.application import ItilApplication
 from itil.batching import GroupCommitter
-from itil.config import Settings
+from itil.config import Settings, ensure_store_directory
 from itil.web import WebApi
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
@@ -34,6 +34,7 @@ class Engine:
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
         self.clock = clock
+        ensure_store_directory(settings.store_env)
         self.app = ItilApplication(env=settings.store_env)
         self.db = Database.from_store_env(settings.store_env)
         self.projection = AccountIncidentsProjection(self.db)
