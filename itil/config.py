@@ -74,5 +74,9 @@ class Settings:
 def ensure_store_directory(store_env: Mapping[str, str]) -> None:
     """Create the folder of a SQLite store, so a fresh data directory just works."""
     path = store_env.get("SQLITE_DBNAME", "")
-    if store_env.get("PERSISTENCE_MODULE", "").endswith("sqlite") and path and not path.startswith(("file:", ":memory:")):
+    if (
+        store_env.get("PERSISTENCE_MODULE", "").endswith("sqlite")
+        and path
+        and not path.startswith(("file:", ":memory:"))
+    ):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
