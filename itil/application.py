@@ -20,6 +20,7 @@ from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident, attach
 from domain.priority import DEFAULT_MATRIX
+from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
 
 CONFLICT_RETRIES = 5
@@ -420,6 +421,9 @@ class ItilApplication(Application[UUID]):
         "AGGREGATE_CACHE_MAXSIZE": "20000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
+    # A long-lived problem (thousands of linked incidents) loads from its latest snapshot plus the
+    # few events after it. (Accounts have their own read cache; their state is not snapshot-ready.)
+    snapshotting_intervals = {Problem: 100}  # type: ignore[assignment]
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
         super().__init__(env=env)

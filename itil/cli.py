@@ -252,6 +252,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     rebuild_parser.add_argument("--upto", type=int, default=None, help="stop at this store position (history)")
     rebuild_parser.set_defaults(func=cmd_rebuild)
     _add_client(sub)
+    from itil.cli_intake import register_intake_cli
+
+    register_intake_cli(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args.func(args)

@@ -13,9 +13,14 @@ import mode
 from aiohttp import web
 
 from itil.application import ItilApplication
+from itil.areas import AREAS
 from itil.batching import GroupCommitter
 from itil.config import Settings, ensure_store_directory
-from itil.web import WebApi
+from itil.contracts_export import asyncapi_route, json_schema_route
+from itil.web import EXTRA_ROUTES, Route, WebApi
+from processes.changes import ChangeOutcomeProcess
+from processes.incidents import MajorIncidentProcess, MassOutageProcess
+from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.configuration import CiRegistryProjection
@@ -23,6 +28,10 @@ from projections.db import Database
 from projections.sla import SlaDashboardProjection
 from streams.relay import Relay
 
+EXTRA_ROUTES += [
+    Route("GET", "/api/contracts/asyncapi.json", asyncapi_route, "public", "none"),
+    Route("GET", "/api/contracts/{name}", json_schema_route, "public", "none"),
+]
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -32,6 +41,7 @@ class Engine:
     """Everything the engine's processes share, built from the settings; connects nothing yet."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
+        self.areas = AREAS  # their imports registered every command handler, route and intake handler
         self.settings = settings
         self.clock = clock
         ensure_store_directory(settings.store_env)
@@ -44,6 +54,15 @@ class Engine:
         self.sla_consumer = SlaConsumer(self.db, self.sla_process)
         self.ci_registry = CiRegistryProjection(self.db)
         self.committer = GroupCommitter(self.app)
+        self.processes = [
+            RecurringIncidentsProcess(self.db, self.app),
+            ProblemIncidentsProcess(self.db, self.app),
+            ChangeOutcomeProcess(self.db, self.app),
+            MassOutageProcess(self.db, self.app),
+            MajorIncidentProcess(self.db, self.app),
+        ]
+        for process in self.processes:
+            process.create_tables()
         for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer, self.ci_registry):
             owner.create_tables()
 
@@ -54,10 +73,19 @@ class Engine:
         return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
 
     def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
+        from itil.deadletters import DeadLetterReplays
+        from streams.contracts import AUTOMATION_REQUESTS_TOPIC, INTAKE_TOPICS
+        from streams.intake import IntakeProcessor, add_intake_agents
+        from streams.relay import ensure_topic
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
+        for topic in (*INTAKE_TOPICS, AUTOMATION_REQUESTS_TOPIC, self.settings.deadletter_topic):
+            ensure_topic(bootstrap, topic, self.settings.events_partitions)
+        intake = IntakeProcessor(self.app, self.db)
+        intake.create_tables()
+        DeadLetterReplays(self.db).create_tables()
         reader = kafka_partition_reader(bootstrap)
-        consumers = (self.projection, self.sla_dashboard, self.ci_registry, self.sla_consumer)
+        consumers = (self.projection, self.sla_dashboard, self.ci_registry, self.sla_consumer, *self.processes)
         appliers = [Applier(c, reader) for c in consumers]
         fapp = build_faust_app(
             bootstrap=bootstrap,
@@ -68,6 +96,7 @@ class Engine:
             appliers=appliers,
             tick=self.sla_process.tick,
         )
+        add_intake_agents(fapp, intake, self.settings.deadletter_topic)
         return fapp, appliers
 
 

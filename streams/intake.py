@@ -1,0 +1,507 @@
+"""Intake: carry out once each message other services publish, and say what to dead-letter and why.
+
+`IntakeProcessor.handle` decodes a message with its contract, skips a message id it already
+processed, hands the message to the handler registered for its type (`handles_intake`), and records
+the id. What it refuses comes back as a dead-letter outcome; `DeadLetterWriter` produces it to
+`itil.deadletter`. Handlers stay thin: a message becomes a command for the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from marshmallow import EXCLUDE, ValidationError
+
+import itil.application as application
+from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.incident import Incident
+from itil.application import (
+    AcknowledgeIncident,
+    AssignIncident,
+    CancelIncident,
+    CloseIncident,
+    HoldIncident,
+    ItilApplication,
+    LogIncident,
+    ReopenIncident,
+    ReprioritiseIncident,
+    ResolveIncident,
+    RestoreService,
+    ResumeIncident,
+)
+from projections.db import Database
+from streams.contracts import (
+    DEADLETTER_TOPIC,
+    EXTRANET_DEFAULT_IMPACT,
+    EXTRANET_DEFAULT_URGENCY,
+    INCIDENT_COMMAND_ARGS,
+    INTAKE_TOPICS,
+    SERVICE_REQUEST_CATEGORY,
+    SERVICE_REQUEST_SERVICE,
+    TOPIC_OF_TYPE,
+    ContractViolation,
+    DeadLetterSchema,
+    IntakeMessage,
+    decode_intake,
+    intake_incident_id,
+)
+
+log = logging.getLogger(__name__)
+
+INTAKE_SCHEMA = """CREATE TABLE IF NOT EXISTS intake_messages (
+    message_id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    processed_at TEXT NOT NULL,
+    outcome TEXT NOT NULL
+)"""
+
+PROCESSED = "processed"
+DUPLICATE = "duplicate"
+DEAD = "dead"
+EXTRANET_CHANNEL = "extranet"
+DEAD_LETTER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:itil-engine:dead-letter")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- dead letters ----------------------------------------------------------------------------------
+
+
+def dead_letter_id(topic: str, partition: int, offset: int, value: bytes) -> UUID:
+    """The same message refused twice (a redelivery, a second worker) gives the same dead letter id."""
+    return uuid5(DEAD_LETTER_NAMESPACE, f"{topic}:{partition}:{offset}:{hashlib.sha256(value).hexdigest()}")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A refused message: its original bytes, where it came from, why, and its type and id when known."""
+
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    dead_lettered_at: datetime
+    message_type: str | None = None
+    message_id: str | None = None
+    schema_version: int | None = None
+
+    @property
+    def id(self) -> UUID:
+        return dead_letter_id(self.topic, self.partition, self.offset, self.value)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dead_letter_version": 1,
+            "dead_letter_id": str(self.id),
+            "reason": self.reason,
+            "source": {"topic": self.topic, "partition": self.partition, "offset": self.offset},
+            "key_base64": None if self.key is None else base64.b64encode(self.key).decode(),
+            "value_base64": base64.b64encode(self.value).decode(),
+            "message_type": self.message_type,
+            "message_id": self.message_id,
+            "schema_version": self.schema_version,
+            "dead_lettered_at": self.dead_lettered_at.isoformat(),
+        }
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> DeadLetter:
+        """Read a dead letter, ours or the itil.events worker's; ValueError when it is not one."""
+        try:
+            data = DeadLetterSchema(unknown=EXCLUDE).load(json.loads(raw))
+            key = None if data["key_base64"] is None else base64.b64decode(data["key_base64"], validate=True)
+            value = base64.b64decode(data["value_base64"], validate=True)
+        except (ValidationError, binascii.Error) as error:
+            raise ValueError(f"not a dead letter: {error}") from None
+        return cls(
+            reason=data["reason"],
+            topic=data["source"]["topic"],
+            partition=data["source"]["partition"],
+            offset=data["source"]["offset"],
+            key=key,
+            value=value,
+            dead_lettered_at=data["dead_lettered_at"],
+            message_type=data["message_type"],
+            message_id=data["message_id"],
+            schema_version=data["schema_version"],
+        )
+
+
+class DeadLetterWriter:
+    """Produces dead letters to `itil.deadletter` (kafka-python), keyed by the refused message's key."""
+
+    def __init__(self, bootstrap: str, topic: str = DEADLETTER_TOPIC, partitions: int = 1) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self._producer: KafkaProducer | None = None
+
+    def write(self, letter: DeadLetter, timeout: float = 30.0) -> None:
+        """Produce one dead letter and wait until the broker has it."""
+        if self._producer is None:
+            from streams.relay import ensure_topic
+
+            ensure_topic(self.bootstrap, self.topic, self.partitions)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.bootstrap, client_id="itil-dead-letters", acks="all", retries=5,
+                max_block_ms=10000, request_timeout_ms=10000,
+            )  # fmt: skip
+        self._producer.send(self.topic, key=letter.key, value=letter.encode()).get(timeout=timeout)
+        log.warning("%s[%s]@%s dead-lettered: %s", letter.topic, letter.partition, letter.offset, letter.reason)
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+    def __enter__(self) -> DeadLetterWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# -- handlers --------------------------------------------------------------------------------------
+
+IntakeHandler = Callable[[ItilApplication, IntakeMessage], Any]
+
+INTAKE_HANDLERS: dict[str, IntakeHandler] = {}
+"""Message type -> handler(app, message). Each area's module registers its own with `handles_intake`."""
+
+
+def handles_intake(*message_types: str) -> Callable[[IntakeHandler], IntakeHandler]:
+    """Register a function as the handler of these message types (of any schema version)."""
+    unknown = [t for t in message_types if t not in TOPIC_OF_TYPE]
+    if unknown:
+        raise ValueError(f"no contract for message type(s) {', '.join(unknown)}: declare it in streams.contracts")
+
+    def register(handler: IntakeHandler) -> IntakeHandler:
+        for message_type in message_types:
+            INTAKE_HANDLERS[message_type] = handler
+        return handler
+
+    return register
+
+
+class IntakeRefused(Exception):
+    """A handler refuses a message for a reason that is not a rule of the domain (a missing feature)."""
+
+
+def _incident_of_account(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """The incident the message names, provided it is one of the message's account (else NotFound)."""
+    incident_id: UUID = message.data["incident_id"]
+    incident = app.get_incident(incident_id)
+    account = str(message.data["account"]).strip()
+    if incident.account != account:
+        raise NotFound(f"there is no incident {incident_id} on account {account}")
+    return incident
+
+
+@handles_intake("incident.open", "request.open")
+def open_incident(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """The extranet opens an incident (or a service request) under the id its message id determines."""
+    data = message.data
+    service_request = message.type == "request.open"
+    service = data.get("service")
+    if service_request and not service and not data.get("ci"):
+        service = SERVICE_REQUEST_SERVICE
+    incident: Incident = app.handle(
+        LogIncident(
+            id=intake_incident_id(message.message_id),
+            account=data["account"],
+            title=data["title"],
+            impact=data.get("impact", EXTRANET_DEFAULT_IMPACT),
+            urgency=data.get("urgency", EXTRANET_DEFAULT_URGENCY),
+            channel=EXTRANET_CHANNEL,
+            reporter=data["requester"],
+            actor=data["requester"],
+            at=message.at,
+            service=service,
+            ci=data.get("ci"),
+            description=data.get("description") or "",
+            category=SERVICE_REQUEST_CATEGORY if service_request else None,
+        )
+    )
+    return incident
+
+
+@handles_intake("resolution.confirm")
+def confirm_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """The customer confirms the resolution: the incident is closed."""
+    incident = _incident_of_account(app, message)
+    closed: Incident = app.handle(
+        CloseIncident(incident_id=incident.id, actor=message.data["requester"], at=message.at)
+    )
+    return closed
+
+
+@handles_intake("resolution.refuse")
+def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """The customer refuses the resolution: the incident is reopened, with the customer's reason."""
+    incident = _incident_of_account(app, message)
+    reopened: Incident = app.handle(
+        ReopenIncident(
+            incident_id=incident.id, reason=message.data["reason"], actor=message.data["requester"], at=message.at
+        )
+    )
+    return reopened
+
+
+@handles_intake("comment.add")
+def add_comment(app: ItilApplication, message: IntakeMessage) -> Any:
+    """A customer's comment on an incident, once the application has a CommentIncident command."""
+    command_type = getattr(application, "CommentIncident", None)
+    if command_type is None:
+        raise IntakeRefused(
+            "incident comments arrive with the extranet comment feature; comment.add is not carried out yet"
+        )
+    incident = _incident_of_account(app, message)
+    data = message.data
+    offered = {
+        "incident_id": incident.id, "text": data["text"], "author": data["author"], "account": incident.account,
+        "actor": data["requester"], "at": message.at,
+    }  # fmt: skip
+    accepted = {f.name for f in dataclasses.fields(command_type)}
+    try:
+        command = command_type(**{k: v for k, v in offered.items() if k in accepted})
+    except TypeError as error:
+        raise IntakeRefused(f"comment.add does not fit the CommentIncident command: {error}") from None
+    return app.handle(command)
+
+
+INCIDENT_COMMAND_TYPES: dict[str, type] = {
+    "acknowledge": AcknowledgeIncident,
+    "assign": AssignIncident,
+    "hold": HoldIncident,
+    "resume": ResumeIncident,
+    "restore": RestoreService,
+    "resolve": ResolveIncident,
+    "reopen": ReopenIncident,
+    "close": CloseIncident,
+    "cancel": CancelIncident,
+    "reprioritise": ReprioritiseIncident,
+}
+"""The command each name of `command.incident` stands for; its args are the dataclass's other fields."""
+assert set(INCIDENT_COMMAND_TYPES) == set(INCIDENT_COMMAND_ARGS), "every contracted command needs its class"
+
+
+@handles_intake("command.incident")
+def incident_command(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """Another system's command on an incident; the message's source is the actor."""
+    data = message.data
+    command_type = INCIDENT_COMMAND_TYPES[data["command"]]
+    command = command_type(incident_id=data["incident_id"], actor=message.source, at=message.at, **data["args"])
+    incident: Incident = app.handle(command)
+    return incident
+
+
+# -- the processor ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: processed, a duplicate skipped, or dead (with the letter to write)."""
+
+    status: str
+    reason: str | None = None
+    message: IntakeMessage | None = None
+    dead_letter: DeadLetter | None = None
+    result: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def dead(self) -> bool:
+        return self.status == DEAD
+
+
+class IntakeProcessor:
+    """Carries out each intake message once; refused messages come back as dead-letter outcomes."""
+
+    def __init__(
+        self,
+        app: ItilApplication,
+        db: Database,
+        *,
+        known_account: Callable[[str], bool] | None = None,
+        handlers: Mapping[str, IntakeHandler] = INTAKE_HANDLERS,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.known_account = known_account
+        self.handlers = handlers
+        self.clock = clock
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(INTAKE_SCHEMA)
+
+    def processed(self, message_id: str) -> dict[str, Any] | None:
+        """The record of a message id already processed, or None."""
+        with self.db.transaction(write=False) as tx:
+            return tx.execute(
+                "SELECT message_id, topic, type, source, processed_at, outcome FROM intake_messages"
+                " WHERE message_id = ?",
+                (message_id,),
+            ).one()
+
+    def handle(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> Outcome:
+        """Carry out one message of `topic`; errors other than refusals (store down…) propagate: retry later."""
+
+        def dead(reason: str, message: IntakeMessage | None = None, **known: Any) -> Outcome:
+            if message is not None:
+                known = {"message_type": message.type, "message_id": message.message_id,
+                         "schema_version": message.schema_version}  # fmt: skip
+            letter = DeadLetter(
+                reason=reason, topic=topic, partition=partition, offset=offset, key=key, value=value or b"",
+                dead_lettered_at=self.clock(), **known,
+            )  # fmt: skip
+            return Outcome(DEAD, reason=reason, message=message, dead_letter=letter)
+
+        try:
+            message = decode_intake(topic, value)
+        except ContractViolation as violation:
+            return dead(
+                violation.reason, message_type=violation.message_type, message_id=violation.message_id,
+                schema_version=violation.schema_version,
+            )  # fmt: skip
+        seen = self.processed(message.message_id)
+        if seen is not None:
+            if (seen["topic"], seen["type"], seen["source"]) != (message.topic, message.type, message.source):
+                return dead(
+                    f"message_id {message.message_id!r} was already used by {seen['source']} for {seen['type']} on"
+                    f" {seen['topic']}: message ids must be unique across senders",
+                    message,
+                )
+            return Outcome(DUPLICATE, message=message)
+        handler = self.handlers.get(message.type)
+        if handler is None:
+            return dead(f"no handler for {message.type} yet", message)
+        account = message.account
+        if account is not None and self.known_account is not None and not self.known_account(account):
+            return dead(f"unknown account {account!r}", message)
+        try:
+            result = handler(self.app, message)
+        except IntakeRefused as refusal:
+            return dead(str(refusal), message)
+        except (InvalidCommand, IllegalTransition, NotFound) as error:
+            return dead(f"illegal command: {error}", message)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO intake_messages (message_id, topic, type, source, processed_at, outcome)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                (message.message_id, message.topic, message.type, message.source, self.clock().isoformat(),
+                 PROCESSED),
+            )  # fmt: skip
+        return Outcome(PROCESSED, message=message, result=result)
+
+
+# -- consuming -------------------------------------------------------------------------------------
+
+
+@dataclass
+class IntakeRun:
+    """What one pass over the intake topics did, and where a next pass should start."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def run_intake_once(
+    bootstrap: str,
+    topics: Iterable[str],
+    processor: IntakeProcessor,
+    dead_letters: DeadLetterWriter,
+    start: Mapping[tuple[str, int], int] | None = None,
+    timeout: float = 60.0,
+) -> IntakeRun:
+    """Read `topics` from `start` (default: their beginning) to their current end, carrying out each message.
+
+    No consumer group: partitions are assigned directly, and a next pass starts from `next_offsets`.
+    Dead letters are written before the pass moves on.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="itil-intake-once")
+    run = IntakeRun()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t))]
+        if not tps:
+            return run
+        consumer.assign(tps)
+        for tp in tps:
+            position = (start or {}).get((tp.topic, tp.partition))
+            if position is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, position)
+        ends = consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"intake pass over {', '.join(t.topic for t in tps)} took over {timeout:.0f}s")
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    outcome = processor.handle(record.topic, record.partition, record.offset, record.key, record.value)
+                    if outcome.dead_letter is not None:
+                        dead_letters.write(outcome.dead_letter)
+                    run.outcomes.append(outcome)
+        run.next_offsets = {(tp.topic, tp.partition): consumer.position(tp) for tp in tps}
+        return run
+    finally:
+        consumer.close()
+
+
+def add_intake_agents(
+    faust_app: Any, processor: IntakeProcessor, deadletter_topic: str, topics: Iterable[str] = INTAKE_TOPICS
+) -> None:
+    """Add one Faust agent per intake topic: each message to the processor, refusals to `deadletter_topic`.
+
+    A dead letter is acknowledged by the broker before the agent moves on, so the offset commit never
+    passes a refused message whose letter was lost. A failure that is not a refusal (the store is
+    down, a concurrency conflict) is retried, with backoff, until it passes: the partition waits.
+    """
+    dead = faust_app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
+
+    async def carry_out(m: Any) -> Outcome:
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(processor.handle, m.topic, m.partition, m.offset, m.key, m.value)
+            except Exception:
+                log.exception("intake of %s[%s]@%s failed; retrying in %.1fs", m.topic, m.partition, m.offset, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def agent_for(topic: str) -> None:
+        async def consume(stream: Any) -> None:
+            async for event in stream.events():
+                m = event.message
+                outcome = await carry_out(m)
+                if outcome.dead_letter is not None:
+                    log.warning("%s[%s]@%s dead-lettered: %s", m.topic, m.partition, m.offset, outcome.reason)
+                    await (await dead.send(key=m.key, value=outcome.dead_letter.encode()))
+
+        source = faust_app.topic(topic, key_serializer="raw", value_serializer="raw")
+        faust_app.agent(source, name=f"intake-{topic}")(consume)
+
+    for topic in topics:
+        agent_for(topic)
