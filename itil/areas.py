@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from itil import changes, configuration, problems
+from itil import changes, configuration, monitoring, problems
+from processes import alarms
 from streams import intake
 
-AREAS: tuple[ModuleType, ...] = (problems, changes, configuration, intake)
+AREAS: tuple[ModuleType, ...] = (problems, changes, configuration, monitoring, alarms, intake)

@@ -18,6 +18,7 @@ from itil.batching import GroupCommitter
 from itil.config import Settings, ensure_store_directory
 from itil.contracts_export import asyncapi_route, json_schema_route
 from itil.web import EXTRA_ROUTES, Route, WebApi
+from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, kafka_automation_publisher
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import MajorIncidentProcess, MassOutageProcess
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess
@@ -61,13 +62,24 @@ class Engine:
             MassOutageProcess(self.db, self.app),
             MajorIncidentProcess(self.db, self.app),
         ]
+        self.alarm_process = AlarmProcess(self.app, self.db, self.ci_registry, clock=clock)
+        self.alarms_view = AlarmsProjection(self.db)
+        self.alarm_consumer = AlarmEventsConsumer(self.db, self.alarm_process)
         for process in self.processes:
             process.create_tables()
+        self.alarm_process.create_tables()
+        self.alarms_view.create_tables()
+        self.alarm_consumer.create_tables()
         for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer, self.ci_registry):
             owner.create_tables()
 
     def relay(self, bootstrap: str) -> Relay:
         return Relay(self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions)
+
+    def tick(self) -> None:
+        """What the worker's timer runs: SLA thresholds and breaches, alarm holds that expired."""
+        self.sla_process.tick()
+        self.alarm_process.tick(self.clock())
 
     def web_app(self) -> web.Application:
         return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
@@ -85,7 +97,11 @@ class Engine:
         intake.create_tables()
         DeadLetterReplays(self.db).create_tables()
         reader = kafka_partition_reader(bootstrap)
-        consumers = (self.projection, self.sla_dashboard, self.ci_registry, self.sla_consumer, *self.processes)
+        consumers = (
+            self.projection, self.sla_dashboard, self.ci_registry, self.alarms_view,
+            self.sla_consumer, self.alarm_consumer, *self.processes,
+        )  # fmt: skip
+        self.alarm_process.publisher = kafka_automation_publisher(bootstrap)
         appliers = [Applier(c, reader) for c in consumers]
         fapp = build_faust_app(
             bootstrap=bootstrap,
@@ -94,7 +110,7 @@ class Engine:
             deadletter_topic=self.settings.deadletter_topic,
             partitions=self.settings.events_partitions,
             appliers=appliers,
-            tick=self.sla_process.tick,
+            tick=self.tick,
         )
         add_intake_agents(fapp, intake, self.settings.deadletter_topic)
         return fapp, appliers

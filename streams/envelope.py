@@ -79,9 +79,7 @@ def envelope_of(
     """The envelope (as JSON-ready values) of a domain event stored at `position`."""
     attributes = event.__dict__
     qualname = type(event).__qualname__
-    payload = {
-        k: v if type(v) in _PRIMITIVES else _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS
-    }
+    payload = {k: v if type(v) in _PRIMITIVES else _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS}
     return {
         "envelope_version": ENVELOPE_VERSION,
         "event_id": event_id(event.originator_id, event.originator_version),

@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -199,6 +199,24 @@ def handles_intake(*message_types: str) -> Callable[[IntakeHandler], IntakeHandl
     def register(handler: IntakeHandler) -> IntakeHandler:
         for message_type in message_types:
             INTAKE_HANDLERS[message_type] = handler
+        return handler
+
+    return register
+
+
+BatchHandler = Callable[[ItilApplication, Sequence[IntakeMessage]], list[Any]]
+INTAKE_BATCH_HANDLERS: dict[str, BatchHandler] = {}
+"""Message type -> handler(app, messages) returning, per message, its result or the DomainError
+that refused it. Types with one are carried out a batch at a time (one transaction) by
+`IntakeProcessor.handle_batch`; consecutive messages sharing a batch handler go together."""
+
+
+def handles_intake_batches(*message_types: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register a function as the batch handler of these message types."""
+
+    def register(handler: BatchHandler) -> BatchHandler:
+        for message_type in message_types:
+            INTAKE_BATCH_HANDLERS[message_type] = handler
         return handler
 
     return register
@@ -415,6 +433,91 @@ class IntakeProcessor:
             )  # fmt: skip
         return Outcome(PROCESSED, message=message, result=result)
 
+    def handle_batch(self, items: Sequence[tuple[str, int, int, bytes | None, bytes | None]]) -> list[Outcome]:
+        """Carry out several messages in order, as `handle` would, sharing transactions where it can.
+
+        Messages of types with a batch handler go to it together (one store transaction for a
+        storm's repeats), and the ids of every processed message are recorded in one go.
+        """
+        outcomes: list[Outcome | None] = [None] * len(items)
+        decoded: list[tuple[int, IntakeMessage]] = []
+        for i, (topic, partition, offset, key, value) in enumerate(items):
+            try:
+                decoded.append((i, decode_intake(topic, value)))
+            except ContractViolation:
+                outcomes[i] = self.handle(topic, partition, offset, key, value)  # dead-letters it
+        seen = self._processed_many([m.message_id for _, m in decoded])
+        fresh: list[tuple[int, IntakeMessage]] = []
+        in_batch: set[str] = set()
+        for i, message in decoded:
+            if message.message_id in seen or message.message_id in in_batch:
+                outcomes[i] = self.handle(*items[i])  # a duplicate (or a reused id): as one message would
+                continue
+            in_batch.add(message.message_id)
+            fresh.append((i, message))
+        done: list[IntakeMessage] = []
+        run: list[tuple[int, IntakeMessage]] = []
+
+        def flush_run() -> None:
+            if not run:
+                return
+            handler = INTAKE_BATCH_HANDLERS[run[0][1].type]
+            results = handler(self.app, [m for _, m in run])
+            for (i, message), result in zip(run, results, strict=True):
+                if isinstance(result, (InvalidCommand, IllegalTransition, NotFound)):
+                    outcomes[i] = self._dead(items[i], f"illegal command: {result}", message)
+                elif isinstance(result, IntakeRefused):
+                    outcomes[i] = self._dead(items[i], str(result), message)
+                else:
+                    outcomes[i] = Outcome(PROCESSED, message=message, result=result)
+                    done.append(message)
+            run.clear()
+
+        for i, message in fresh:
+            batchable = message.type in INTAKE_BATCH_HANDLERS and (
+                self.known_account is None or message.account is None or self.known_account(message.account)
+            )
+            if batchable and (not run or INTAKE_BATCH_HANDLERS[run[0][1].type] is INTAKE_BATCH_HANDLERS[message.type]):
+                run.append((i, message))
+                continue
+            flush_run()
+            if batchable:
+                run.append((i, message))
+            else:
+                outcomes[i] = self.handle(*items[i])
+        flush_run()
+        if done:
+            with self.db.transaction() as tx:
+                tx.executemany(
+                    "INSERT INTO intake_messages (message_id, topic, type, source, processed_at, outcome)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+                    [(m.message_id, m.topic, m.type, m.source, self.clock().isoformat(), PROCESSED) for m in done],
+                )
+        return [o for o in outcomes if o is not None]
+
+    def _processed_many(self, message_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        with self.db.transaction(write=False) as tx:
+            for start in range(0, len(message_ids), 500):
+                chunk = message_ids[start : start + 500]
+                rows = tx.execute(
+                    f"SELECT message_id FROM intake_messages WHERE message_id IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                ).all()
+                found.update(r["message_id"] for r in rows)
+        return found
+
+    def _dead(
+        self, item: tuple[str, int, int, bytes | None, bytes | None], reason: str, message: IntakeMessage
+    ) -> Outcome:
+        topic, partition, offset, key, value = item
+        letter = DeadLetter(
+            reason=reason, topic=topic, partition=partition, offset=offset, key=key, value=value or b"",
+            dead_lettered_at=self.clock(), message_type=message.type, message_id=message.message_id,
+            schema_version=message.schema_version,
+        )  # fmt: skip
+        return Outcome(DEAD, reason=reason, message=message, dead_letter=letter)
+
 
 # -- consuming -------------------------------------------------------------------------------------
 
@@ -491,14 +594,26 @@ def add_intake_agents(
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
+    async def carry_out_batch(batch: list[Any]) -> list[Outcome]:
+        items = [(m.topic, m.partition, m.offset, m.key, m.value) for m in batch]
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(processor.handle_batch, items)
+            except Exception:
+                log.exception("intake of a batch of %s messages failed; retrying in %.1fs", len(items), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     def agent_for(topic: str) -> None:
         async def consume(stream: Any) -> None:
-            async for event in stream.events():
-                m = event.message
-                outcome = await carry_out(m)
-                if outcome.dead_letter is not None:
-                    log.warning("%s[%s]@%s dead-lettered: %s", m.topic, m.partition, m.offset, outcome.reason)
-                    await (await dead.send(key=m.key, value=outcome.dead_letter.encode()))
+            async for events in stream.take_events(500, within=0.02):
+                batch = [event.message for event in events]
+                outcomes = await carry_out_batch(batch) if len(batch) > 1 else [await carry_out(batch[0])]
+                for m, outcome in zip(batch, outcomes, strict=True):
+                    if outcome.dead_letter is not None:
+                        log.warning("%s[%s]@%s dead-lettered: %s", m.topic, m.partition, m.offset, outcome.reason)
+                        await (await dead.send(key=m.key, value=outcome.dead_letter.encode()))
 
         source = faust_app.topic(topic, key_serializer="raw", value_serializer="raw")
         faust_app.agent(source, name=f"intake-{topic}")(consume)

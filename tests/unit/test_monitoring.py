@@ -59,9 +59,7 @@ def test_severities_are_ordered_worst_first() -> None:
     assert not at_least("minor", "major") and not at_least("warning", "minor")
 
 
-@pytest.mark.parametrize(
-    ("severity", "priority"), [("critical", 1), ("major", 2), ("minor", 3), ("warning", 4)]
-)
+@pytest.mark.parametrize(("severity", "priority"), [("critical", 1), ("major", 2), ("minor", 3), ("warning", 4)])
 def test_default_rules_give_each_severity_its_priority(severity: str, priority: int) -> None:
     rule = rule_for((), "ping", severity)
     assert priority_of(rule.impact, rule.urgency) == priority

@@ -1,0 +1,550 @@
+"""Supervision: each account's alarm rules (MonitoringPolicy) and each alarm's episodes (Alarm).
+
+An alarm is what the monitoring servers call one dedup key: it is raised, repeated, updated and
+cleared, again and again. Each raise after a clear starts an episode; an episode opens at most one
+incident (at once, or when its flapping hold expires) and its clear restores or annotates it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.priority import check_level
+
+SEVERITIES = ("critical", "major", "minor", "warning")
+"""Alarm severities, worst first."""
+RESTORE = "restore"
+ANNOTATE = "annotate"
+ON_CLEAR = (RESTORE, ANNOTATE)
+MAX_HOLD_SECONDS = 24 * 3600
+MAX_RULES = 500
+
+HELD = "held"
+OPEN = "open"
+CLEARED = "cleared"
+
+_POLICY_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:monitoring-policy")
+_ALARM_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:alarm")
+
+
+def _required(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidCommand(f"{name} is required")
+    return value.strip()
+
+
+def _aware(at: object) -> datetime:
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
+    return at
+
+
+def check_severity(value: object) -> str:
+    if value not in SEVERITIES:
+        raise InvalidCommand(f"severity must be one of {', '.join(SEVERITIES)}, not {value!r}")
+    return str(value)
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    """Whether `severity` is `minimum` or worse."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(minimum)
+
+
+# -- rules ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """How alarms of some checks, from some severity up, become incidents on an account.
+
+    `check` is an fnmatch pattern ("ping", "tpe-*", "*"); the rule applies to alarms of `min_severity`
+    or worse. `hold_seconds` > 0 waits that long before opening the incident, so an alarm that
+    flaps (cleared within the hold) opens nothing. `automation` names a corrective action the
+    automation platform runs when the incident opens.
+    """
+
+    check: str = "*"
+    min_severity: str = "warning"
+    impact: int = 3
+    urgency: int = 3
+    on_clear: str = RESTORE
+    hold_seconds: int = 0
+    automation: str | None = None
+
+    def __post_init__(self) -> None:
+        _required("a rule's check pattern", self.check)
+        check_severity(self.min_severity)
+        check_level("impact", self.impact)
+        check_level("urgency", self.urgency)
+        if self.on_clear not in ON_CLEAR:
+            raise InvalidCommand(f"on_clear must be one of {', '.join(ON_CLEAR)}, not {self.on_clear!r}")
+        if isinstance(self.hold_seconds, bool) or not isinstance(self.hold_seconds, int):
+            raise InvalidCommand(f"hold_seconds must be a whole number of seconds, not {self.hold_seconds!r}")
+        if not 0 <= self.hold_seconds <= MAX_HOLD_SECONDS:
+            raise InvalidCommand(f"hold_seconds must be between 0 and {MAX_HOLD_SECONDS}, not {self.hold_seconds}")
+        if self.automation is not None:
+            _required("a rule's automation action (or none)", self.automation)
+
+    def matches(self, check: str, severity: str) -> bool:
+        return fnmatchcase(check, self.check) and at_least(severity, self.min_severity)
+
+    @property
+    def hold(self) -> timedelta:
+        return timedelta(seconds=self.hold_seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> AlarmRule:
+        """A rule from plain values (an event, a request body); unknown names are refused."""
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InvalidCommand(f"unknown rule field(s): {', '.join(unknown)}")
+        rule = cls(**values)
+        return cls(**{**rule.as_dict(), "check": rule.check.strip(), "automation": _strip(rule.automation)})
+
+
+def _strip(text: str | None) -> str | None:
+    return text.strip() if isinstance(text, str) else None
+
+
+DEFAULT_RULES: tuple[AlarmRule, ...] = (
+    AlarmRule("*", "critical", impact=1, urgency=1),
+    AlarmRule("*", "major", impact=1, urgency=2),
+    AlarmRule("*", "minor", impact=2, urgency=2),
+    AlarmRule("*", "warning", impact=3, urgency=3),
+)
+"""What an account without its own rule for an alarm gets: critical P1, major P2, minor P3, warning P4
+(common matrix); restore on clear; no hold; no automation. A warning still opens an incident (P4): a
+monitored check means someone wants to know; an account that does not adds a rule for it."""
+
+
+def rule_for(rules: Iterable[AlarmRule], check: str, severity: str) -> AlarmRule:
+    """The first of the account's rules that matches the check and severity, else the default one."""
+    for rule in (*rules, *DEFAULT_RULES):
+        if rule.matches(check, severity):
+            return rule
+    raise AssertionError("the default rules cover every severity")
+
+
+def check_rules(rules: object) -> tuple[AlarmRule, ...]:
+    if isinstance(rules, str | bytes) or not isinstance(rules, Sequence):
+        raise InvalidCommand("rules must be a list of alarm rules")
+    if len(rules) > MAX_RULES:
+        raise InvalidCommand(f"at most {MAX_RULES} rules per account, not {len(rules)}")
+    checked: list[AlarmRule] = []
+    for rule in rules:
+        if not isinstance(rule, AlarmRule):
+            raise InvalidCommand(f"not an alarm rule: {rule!r}")
+        checked.append(AlarmRule.of(rule.as_dict()))
+    return tuple(checked)
+
+
+def policy_id(account: str) -> UUID:
+    """Each account has one MonitoringPolicy, found from the account's name alone."""
+    return uuid5(_POLICY_NS, account.strip())
+
+
+class MonitoringPolicy(Aggregate):
+    """An account's alarm rules: which alarms open incidents of which priority, and what a clear does."""
+
+    class Event(Aggregate.Event):
+        actor: str
+        at: datetime
+
+    class Defined(Event, Aggregate.Created):
+        account: str
+        rules: list[dict[str, Any]]
+
+    class RulesSet(Event):
+        rules: list[dict[str, Any]]
+
+    @event(Defined)
+    def __init__(self, *, account: str, rules: list[dict[str, Any]], actor: str, at: datetime) -> None:
+        self.account = account
+        self.rules = tuple(AlarmRule.of(r) for r in rules)
+        self.defined_at = at
+        self.last_at = at
+
+    @classmethod
+    def define(cls, *, account: str, rules: Sequence[AlarmRule], actor: str, at: datetime) -> MonitoringPolicy:
+        """Give an account its alarm rules, tried in order before the default ones."""
+        account = _required("account", account)
+        return cls._create(
+            cls.Defined, id=policy_id(account), account=account, rules=[r.as_dict() for r in check_rules(rules)],
+            actor=_required("actor", actor), at=_aware(at),
+        )  # fmt: skip
+
+    def set_rules(self, *, rules: Sequence[AlarmRule], actor: str, at: datetime) -> None:
+        """Replace the account's rules; setting the rules it already has changes nothing."""
+        _required("actor", actor)
+        _aware(at)
+        checked = check_rules(rules)
+        if checked != self.rules:
+            self._rules_set(rules=[r.as_dict() for r in checked], actor=actor, at=at)
+
+    def rule_for(self, check: str, severity: str) -> AlarmRule:
+        return rule_for(self.rules, check, severity)
+
+    @event(RulesSet)
+    def _rules_set(self, rules: list[dict[str, Any]], actor: str, at: datetime) -> None:
+        self.last_at = at
+        self.rules = tuple(AlarmRule.of(r) for r in rules)
+
+    def summary(self) -> dict[str, Any]:
+        return rules_summary(self.account, self.rules, version=self.version)
+
+
+def rules_summary(account: str, rules: Sequence[AlarmRule], version: int = 0) -> dict[str, Any]:
+    """An account's rules as plain values (an account that never set any has version 0)."""
+    return {
+        "account": account,
+        "version": version,
+        "rules": [r.as_dict() for r in rules],
+        "default_rules": [r.as_dict() for r in DEFAULT_RULES],
+    }
+
+
+# -- alarms -----------------------------------------------------------------------------------------
+
+Outcome = Literal["raised", "held", "repeated", "cleared", "flap", "stale", "not_active"]
+"""What a sighting or a clear did: a new episode (opening at once, or held), a repeat in the open
+episode, a clear (of an episode with an incident, or of a held flap that opened nothing), a
+message older than what the alarm already knows (a redelivery, or out of order: nothing changes),
+or a clear of an alarm that is not active."""
+
+
+def alarm_id(account: str, dedup_key: str) -> UUID:
+    """The id of the alarm the monitoring names `dedup_key` on `account`."""
+    return uuid5(_ALARM_NS, f"{account.strip()}/{dedup_key.strip()}")
+
+
+def episode_incident_id(alarm: UUID, episode: int) -> UUID:
+    """The incident one episode of an alarm opens: a redelivered alarm finds the one it opened."""
+    return uuid5(alarm, f"episode/{episode}")
+
+
+def automation_request_id(alarm: UUID, episode: int, action: str) -> UUID:
+    """One request per automation action and episode."""
+    return uuid5(alarm, f"episode/{episode}/automation/{action}")
+
+
+class Alarm(Aggregate):
+    """One alarm of an account (its dedup key), episode after episode: raised, repeated, cleared."""
+
+    class Event(Aggregate.Event):
+        actor: str
+        at: datetime
+
+    class Tracked(Event, Aggregate.Created):
+        account: str
+        dedup_key: str
+
+    class Raised(Event):
+        episode: int
+        ci: str
+        check: str
+        severity: str
+        summary: str
+        hold_until: datetime | None
+
+    class Repeated(Event):
+        episode: int
+        severity: str
+        summary: str
+
+    class IncidentOpened(Event):
+        episode: int
+        incident_id: UUID
+
+    class Cleared(Event):
+        episode: int
+        summary: str
+        incident_id: UUID | None
+        """None: cleared while held, so the episode opened nothing (a flap)."""
+
+    class Annotated(Event):
+        episode: int
+        note: str
+
+    class AutomationRequested(Event):
+        episode: int
+        request_id: UUID
+        action: str
+        incident_id: UUID
+
+    class AutomationReported(Event):
+        request_id: UUID
+        succeeded: bool
+        detail: str
+
+    @event(Tracked)
+    def __init__(self, *, account: str, dedup_key: str, actor: str, at: datetime) -> None:
+        self.account = account
+        self.dedup_key = dedup_key
+        self.tracked_at = at
+        self.episode = 0
+        self.status: str | None = None
+        self.ci: str | None = None
+        self.check: str | None = None
+        self.severity: str | None = None
+        self.summary_text = ""
+        self.raised_by: str | None = None
+        self.started_at: datetime | None = None
+        self.last_seen: datetime | None = None
+        self.count = 0
+        self.hold_until: datetime | None = None
+        self.incident_id: UUID | None = None
+        self.cleared_at: datetime | None = None
+        self.annotations: list[dict[str, Any]] = []
+        self.automations: dict[UUID, dict[str, Any]] = {}
+
+    @classmethod
+    def track(cls, *, account: str, dedup_key: str, actor: str, at: datetime) -> Alarm:
+        """Start following an alarm the monitoring names `dedup_key` on an account."""
+        account = _required("account", account)
+        dedup_key = _required("dedup key", dedup_key)
+        return cls._create(
+            cls.Tracked, id=alarm_id(account, dedup_key), account=account, dedup_key=dedup_key,
+            actor=_required("actor", actor), at=_aware(at),
+        )  # fmt: skip
+
+    # -- properties ---------------------------------------------------------------
+
+    @property
+    def is_active(self) -> bool:
+        """Raised and not cleared (held or open)."""
+        return self.status in (HELD, OPEN)
+
+    @property
+    def is_held(self) -> bool:
+        return self.status == HELD
+
+    @property
+    def episode_incident_id(self) -> UUID:
+        """The incident the current episode opens when it opens one of its own."""
+        return episode_incident_id(self.id, self.episode)
+
+    # -- commands -----------------------------------------------------------------
+
+    def raise_alarm(
+        self, *, ci: str, check: str, severity: str, summary: str, hold_seconds: int, actor: str, at: datetime
+    ) -> Outcome:
+        """The monitoring sees the alarm (raised or updated): a new episode, or a repeat of the open one.
+
+        A new episode is held `hold_seconds` before it may open its incident. A sighting no later than
+        the last one of the open episode, or than the last clear, is a redelivery or arrived out of
+        order: it changes nothing.
+        """
+        ci = _required("CI", ci)
+        check = _required("check", check)
+        severity = check_severity(severity)
+        _required("actor", actor)
+        _aware(at)
+        if isinstance(hold_seconds, bool) or not isinstance(hold_seconds, int) or hold_seconds < 0:
+            raise InvalidCommand(f"the hold must be a whole number of seconds, not {hold_seconds!r}")
+        if self.is_active:
+            assert self.last_seen is not None
+            if at <= self.last_seen:
+                return "stale"
+            self._repeated(episode=self.episode, severity=severity, summary=summary or "", actor=actor, at=at)
+            return "repeated"
+        if self.cleared_at is not None and at <= self.cleared_at:
+            return "stale"
+        hold_until = at + timedelta(seconds=hold_seconds) if hold_seconds else None
+        self._raised(
+            episode=self.episode + 1, ci=ci, check=check, severity=severity, summary=summary or "",
+            hold_until=hold_until, actor=actor, at=at,
+        )  # fmt: skip
+        return "held" if hold_until is not None else "raised"
+
+    def open_incident(self, *, incident_id: UUID, actor: str, at: datetime) -> bool:
+        """Record the incident the episode opened (its own, or the one of the outage it joined).
+
+        Returns False when this incident was already recorded. A held episode opens its incident only
+        once its hold has expired.
+        """
+        _required("actor", actor)
+        _aware(at)
+        if not isinstance(incident_id, UUID):
+            raise InvalidCommand(f"the incident id must be a UUID, not {incident_id!r}")
+        if not self.is_active:
+            raise IllegalTransition(f"cannot open an incident for {self._name()}: {self._inactive_text()}")
+        if self.incident_id == incident_id:
+            return False
+        if self.incident_id is not None:
+            raise IllegalTransition(
+                f"cannot open incident {incident_id} for {self._name()}: episode {self.episode} already opened"
+                f" incident {self.incident_id}"
+            )
+        if self.hold_until is not None and at < self.hold_until:
+            raise IllegalTransition(
+                f"cannot open an incident for {self._name()} at {at.isoformat()}: it is held until"
+                f" {self.hold_until.isoformat()}, in case it clears by then"
+            )
+        self._incident_opened(episode=self.episode, incident_id=incident_id, actor=actor, at=at)
+        return True
+
+    def clear(self, *, summary: str, actor: str, at: datetime) -> Outcome:
+        """The monitoring clears the alarm: the episode ends.
+
+        Cleared while still held, the episode opened nothing ("flap"). A clear of an alarm that is not
+        active, or older than its last sighting, changes nothing.
+        """
+        _required("actor", actor)
+        _aware(at)
+        if not self.is_active:
+            return "not_active"
+        assert self.last_seen is not None
+        if at < self.last_seen:
+            return "stale"
+        flap = self.incident_id is None
+        self._cleared(episode=self.episode, summary=summary or "", incident_id=self.incident_id, actor=actor, at=at)
+        return "flap" if flap else "cleared"
+
+    def annotate(self, *, note: str, actor: str, at: datetime) -> bool:
+        """Note something about the current (or last) episode; the same note twice is noted once."""
+        note = _required("note", note)
+        _required("actor", actor)
+        _aware(at)
+        if self.episode == 0:
+            raise IllegalTransition(f"cannot annotate {self._name()}: it was never raised")
+        if any(a["episode"] == self.episode and a["note"] == note for a in self.annotations):
+            return False
+        self._annotated(episode=self.episode, note=note, actor=actor, at=at)
+        return True
+
+    def request_automation(self, *, request_id: UUID, action: str, incident_id: UUID, actor: str, at: datetime) -> bool:
+        """Ask the automation platform to correct the cause; returns False when already asked."""
+        action = _required("automation action", action)
+        _required("actor", actor)
+        _aware(at)
+        if request_id in self.automations:
+            return False
+        if not self.is_active or self.incident_id is None:
+            raise IllegalTransition(
+                f"cannot request automation {action!r} for {self._name()}: it has no open incident to correct"
+            )
+        self._automation_requested(
+            episode=self.episode, request_id=request_id, action=action, incident_id=incident_id, actor=actor, at=at
+        )
+        return True
+
+    def record_automation_result(
+        self, *, request_id: UUID, succeeded: bool, detail: str, actor: str, at: datetime
+    ) -> bool:
+        """Record how a requested automation went; returns False when its result is already recorded."""
+        _required("actor", actor)
+        _aware(at)
+        request = self.automations.get(request_id)
+        if request is None:
+            raise NotFound(f"{self._name()} never requested automation {request_id}")
+        if request["succeeded"] is not None:
+            return False
+        self._automation_reported(request_id=request_id, succeeded=bool(succeeded), detail=detail or "",
+                                  actor=actor, at=at)  # fmt: skip
+        return True
+
+    # -- rules --------------------------------------------------------------------
+
+    def _name(self) -> str:
+        return f"alarm {self.dedup_key} of {self.account}"
+
+    def _inactive_text(self) -> str:
+        if self.cleared_at is None:
+            return "it was never raised"
+        return f"it was cleared at {self.cleared_at.isoformat()}"
+
+    # -- mutators: only assign state ---------------------------------------------
+
+    @event(Raised)
+    def _raised(
+        self, episode: int, ci: str, check: str, severity: str, summary: str, hold_until: datetime | None,
+        actor: str, at: datetime,
+    ) -> None:  # fmt: skip
+        self.episode = episode
+        self.raised_by = actor
+        self.status = HELD if hold_until is not None else OPEN
+        self.ci = ci
+        self.check = check
+        self.severity = severity
+        self.summary_text = summary
+        self.started_at = at
+        self.last_seen = at
+        self.count = 1
+        self.hold_until = hold_until
+        self.incident_id = None
+        self.cleared_at = None
+
+    @event(Repeated)
+    def _repeated(self, episode: int, severity: str, summary: str, actor: str, at: datetime) -> None:
+        self.count += 1
+        self.last_seen = at
+        self.severity = severity
+        if summary:
+            self.summary_text = summary
+
+    @event(IncidentOpened)
+    def _incident_opened(self, episode: int, incident_id: UUID, actor: str, at: datetime) -> None:
+        self.status = OPEN
+        self.incident_id = incident_id
+
+    @event(Cleared)
+    def _cleared(self, episode: int, summary: str, incident_id: UUID | None, actor: str, at: datetime) -> None:
+        self.status = CLEARED
+        self.cleared_at = at
+
+    @event(Annotated)
+    def _annotated(self, episode: int, note: str, actor: str, at: datetime) -> None:
+        self.annotations.append({"episode": episode, "note": note, "actor": actor, "at": at})
+
+    @event(AutomationRequested)
+    def _automation_requested(
+        self, episode: int, request_id: UUID, action: str, incident_id: UUID, actor: str, at: datetime
+    ) -> None:
+        self.automations[request_id] = {
+            "episode": episode, "action": action, "incident_id": incident_id, "requested_at": at,
+            "succeeded": None, "detail": None, "reported_at": None,
+        }  # fmt: skip
+
+    @event(AutomationReported)
+    def _automation_reported(self, request_id: UUID, succeeded: bool, detail: str, actor: str, at: datetime) -> None:
+        self.automations[request_id] = {
+            **self.automations[request_id],
+            "succeeded": succeeded,
+            "detail": detail,
+            "reported_at": at,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The alarm and its current (or last) episode as plain values."""
+        return {
+            "alarm_id": str(self.id),
+            "version": self.version,
+            "account": self.account,
+            "dedup_key": self.dedup_key,
+            "ci": self.ci,
+            "check": self.check,
+            "severity": self.severity,
+            "summary": self.summary_text,
+            "raised_by": self.raised_by,
+            "episode": self.episode,
+            "status": self.status,
+            "started_at": self.started_at,
+            "last_seen": self.last_seen,
+            "count": self.count,
+            "hold_until": self.hold_until,
+            "incident_id": self.incident_id,
+            "cleared_at": self.cleared_at,
+            "annotations": [dict(a) for a in self.annotations],
+            "automations": [{"request_id": k, **v} for k, v in self.automations.items()],
+        }

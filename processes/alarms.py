@@ -1,0 +1,1362 @@
+"""Supervision intake: alarms become incidents, once each, and a mass outage becomes one parent incident.
+
+`AlarmProcess` carries out the `itil.intake.alerts` messages (alarm.raised / alarm.updated /
+alarm.cleared) and the automation platform's `automation.result`:
+
+- an alarm's episode opens one incident (channel "monitoring", impact and urgency from the account's
+  rule for the check and severity), at once or, for a rule with a hold, when the hold expires
+  (`tick`) unless the alarm cleared meanwhile (a flap opens nothing);
+- alarms on one CI within the correlation window share its incident;
+- when alarms open incidents on `threshold` CIs or more that depend (depends_on / located_at, directly
+  or not) on one upstream CI within `window`, they become ONE parent incident on that CI with the
+  others attached as children; later alarms behind it join it while alarms keep coming;
+- a clear restores service on the incident once the last alarm on it cleared (or annotates, per
+  rule); the parent is restored when the last alarm of the whole outage cleared;
+- a rule's automation action is requested from the automation platform; its success restores service.
+
+Every step is idempotent: the ids of what the process creates are uuid5s, the alarm refuses sightings
+it already knows, and each message's handling settles what its predecessors left half-done, so a
+redelivered message finds what it already did. The process keeps its own tables (holds, correlation,
+which alarms are on which incident); `AlarmsProjection` keeps the view of open alarms.
+
+`ci.state` messages from the fleet systems (`itil.intake.fleet`) become CI registry commands.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.persistence import IntegrityError
+
+import itil.application as application
+from domain.configuration import DEPENDENCY_RELATIONS, KINDS, OPERATIONAL, ConfigurationItem
+from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
+from domain.incident import ACKNOWLEDGED, ASSIGNED, NEW, ON_HOLD, Incident
+from domain.monitoring import (
+    CLEARED,
+    RESTORE,
+    Alarm,
+    AlarmRule,
+    MonitoringPolicy,
+    alarm_id,
+    automation_request_id,
+    policy_id,
+    rule_for,
+)
+from itil.application import (
+    CONFLICT_RETRIES,
+    AttachIncident,
+    ConcurrencyConflict,
+    ItilApplication,
+    LogIncident,
+    RestoreService,
+)
+from itil.configuration import ChangeCiState, RegisterCi, RelateCis, RetireCi, ci_id
+from projections.configuration import CiRegistryProjection
+from projections.db import Database, Transaction
+from projections.tracking import Process, Projection
+from streams.contracts import AUTOMATION_REQUESTS_TOPIC, IntakeMessage
+from streams.intake import handles_intake, handles_intake_batches
+
+log = logging.getLogger(__name__)
+
+MONITORING = "monitoring"
+"""The incident channel of everything supervision opens."""
+ENGINE = "itil-engine"
+DEFAULT_WINDOW = timedelta(seconds=120)
+DEFAULT_THRESHOLD = 3
+DEFAULT_RELATIONS_TTL = 30.0
+ALARM_CACHE_SIZE = 20_000
+NOT_RESTORED = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD)
+
+_OUTAGE_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:mass-outage")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+T = TypeVar("T")
+Publisher = Callable[[dict[str, Any]], None]
+"""Sends one automation.request message (a JSON-ready dict) to `itil.automation.requests`."""
+
+
+def us(at: datetime) -> int:
+    """An instant as whole microseconds since the epoch (exact, for indexes)."""
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def instant(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def outage_parent_id(account: str, upstream: str, started: datetime) -> UUID:
+    """The parent incident of the mass outage behind `upstream` that started at `started`."""
+    return uuid5(_OUTAGE_NS, f"{account}/{upstream}/{us(started)}")
+
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS alarm_holds (
+        alarm_id TEXT PRIMARY KEY,
+        due_us BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_holds_due ON alarm_holds (due_us)",
+    """CREATE TABLE IF NOT EXISTS alarm_members (
+        incident_id TEXT NOT NULL,
+        alarm_id TEXT NOT NULL,
+        episode INTEGER NOT NULL,
+        outage_id TEXT,
+        PRIMARY KEY (incident_id, alarm_id, episode)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_members_outage ON alarm_members (outage_id)",
+    """CREATE TABLE IF NOT EXISTS alarm_ci_incidents (
+        account TEXT NOT NULL,
+        ci TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        opened_us BIGINT NOT NULL,
+        PRIMARY KEY (account, ci)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_ci_incidents_incident ON alarm_ci_incidents (incident_id)",
+    "CREATE INDEX IF NOT EXISTS alarm_ci_incidents_opened ON alarm_ci_incidents (opened_us)",
+    """CREATE TABLE IF NOT EXISTS alarm_outage_hits (
+        account TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        ci TEXT NOT NULL,
+        last_us BIGINT NOT NULL,
+        incident_id TEXT NOT NULL,
+        PRIMARY KEY (account, upstream, ci)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_outage_hits_recent ON alarm_outage_hits (account, upstream, last_us)",
+    "CREATE INDEX IF NOT EXISTS alarm_outage_hits_last ON alarm_outage_hits (last_us)",
+    "CREATE INDEX IF NOT EXISTS alarm_outage_hits_incident ON alarm_outage_hits (incident_id)",
+    """CREATE TABLE IF NOT EXISTS alarm_outages (
+        account TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        started_us BIGINT NOT NULL,
+        last_us BIGINT NOT NULL,
+        parent_id TEXT NOT NULL,
+        parent_is_new INTEGER NOT NULL,
+        urgency INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        ready INTEGER NOT NULL,
+        PRIMARY KEY (account, upstream)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_outages_parent ON alarm_outages (parent_id)",
+    """CREATE TABLE IF NOT EXISTS alarm_outage_children (
+        parent_id TEXT NOT NULL,
+        ci TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        PRIMARY KEY (parent_id, ci)
+    )""",
+    "CREATE INDEX IF NOT EXISTS alarm_outage_children_incident ON alarm_outage_children (incident_id)",
+    """CREATE TABLE IF NOT EXISTS alarm_automations (
+        request_id TEXT PRIMARY KEY,
+        alarm_id TEXT NOT NULL
+    )""",
+)
+"""The alarm process's own tables: hold schedule, alarms per incident, correlation, automation requests."""
+
+
+# -- the CI graph, cached per account -----------------------------------------------------------------
+
+
+class CiGraph:
+    """An account's CI relations, read for correlation: what each CI depends on, and how many depend on it."""
+
+    def __init__(self, relations: Mapping[str, Iterable[tuple[str, str]]]) -> None:
+        self.upstream: dict[str, tuple[str, ...]] = {}
+        self._held_by: dict[str, set[str]] = {}
+        for source, pairs in relations.items():
+            targets = tuple(sorted({target for relation, target in pairs if relation in DEPENDENCY_RELATIONS}))
+            if targets:
+                self.upstream[source] = targets
+            for target in targets:
+                self._held_by.setdefault(target, set()).add(source)
+        self._ancestors: dict[str, tuple[str, ...]] = {}
+        self._weights: dict[str, int] = {}
+
+    def has_dependents(self, ci: str) -> bool:
+        return ci in self._held_by
+
+    def weight(self, ci: str) -> int:
+        """How many CIs depend on `ci`, directly or not."""
+        if ci not in self._weights:
+            seen: set[str] = set()
+            to_visit = [ci]
+            while to_visit:
+                for source in self._held_by.get(to_visit.pop(), ()):
+                    if source != ci and source not in seen:
+                        seen.add(source)
+                        to_visit.append(source)
+            self._weights[ci] = len(seen)
+        return self._weights[ci]
+
+    def ancestors(self, ci: str) -> tuple[str, ...]:
+        """Every CI `ci` depends on or is located at, directly or not, the most upstream first."""
+        if ci not in self._ancestors:
+            seen: set[str] = set()
+            to_visit = [ci]
+            while to_visit:
+                for target in self.upstream.get(to_visit.pop(), ()):
+                    if target != ci and target not in seen:
+                        seen.add(target)
+                        to_visit.append(target)
+            self._ancestors[ci] = self.most_upstream_first(seen)
+        return self._ancestors[ci]
+
+    def most_upstream_first(self, cis: Iterable[str]) -> tuple[str, ...]:
+        return tuple(sorted(cis, key=lambda c: (-self.weight(c), c)))
+
+
+class CiGraphs:
+    """Each account's CI graph from the CI registry, kept `ttl` seconds or until invalidated."""
+
+    def __init__(
+        self,
+        registry: CiRegistryProjection,
+        ttl: float = DEFAULT_RELATIONS_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._graphs: dict[str, tuple[float, CiGraph]] = {}
+
+    def graph(self, account: str) -> CiGraph:
+        now = self.clock()
+        with self._lock:
+            known = self._graphs.get(account)
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        graph = CiGraph(self.registry.relations(account))
+        with self._lock:
+            self._graphs[account] = (now, graph)
+        return graph
+
+    def invalidate(self, account: str | None = None) -> None:
+        with self._lock:
+            if account is None:
+                self._graphs.clear()
+            else:
+                self._graphs.pop(account, None)
+
+
+# -- the account's rules, cached -----------------------------------------------------------------------
+
+
+class PolicyCache:
+    """Each account's alarm rules as last read; read again from the store after `ttl` seconds."""
+
+    def __init__(self, app: ItilApplication, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._rules: dict[str, tuple[float, tuple[AlarmRule, ...]]] = {}
+
+    def rules(self, account: str) -> tuple[AlarmRule, ...]:
+        now = self.clock()
+        with self._lock:
+            known = self._rules.get(account)
+        if known is not None and now - known[0] < self.ttl:
+            return known[1]
+        policy = self.app.find(policy_id(account), MonitoringPolicy)
+        rules = policy.rules if policy is not None else ()
+        with self._lock:
+            self._rules[account] = (now, rules)
+        return rules
+
+    def rule(self, account: str, check: str, severity: str) -> AlarmRule:
+        return rule_for(self.rules(account), check, severity)
+
+    def invalidate(self, account: str | None = None) -> None:
+        with self._lock:
+            if account is None:
+                self._rules.clear()
+            else:
+                self._rules.pop(account, None)
+
+
+# -- the process --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outage:
+    """A mass outage in progress behind one upstream CI, as the process's table has it."""
+
+    account: str
+    upstream: str
+    started_us: int
+    last_us: int
+    parent_id: UUID
+    parent_is_new: bool
+    urgency: int
+    actor: str
+    ready: bool
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> Outage:
+        return cls(
+            account=row["account"], upstream=row["upstream"], started_us=int(row["started_us"]),
+            last_us=int(row["last_us"]), parent_id=UUID(row["parent_id"]), parent_is_new=bool(row["parent_is_new"]),
+            urgency=int(row["urgency"]), actor=row["actor"], ready=bool(row["ready"]),
+        )  # fmt: skip
+
+
+@dataclass
+class Counters:
+    """What the process did since it started (for logs and benchmarks)."""
+
+    alarms: int = 0
+    incidents: int = 0
+    joined: int = 0
+    outages: int = 0
+    attached: int = 0
+    restored: int = 0
+    automations: int = 0
+    refused: list[str] = field(default_factory=list)
+
+
+_PROCESSES: weakref.WeakKeyDictionary[ItilApplication, AlarmProcess] = weakref.WeakKeyDictionary()
+
+
+def process_for(app: ItilApplication) -> AlarmProcess:
+    """The alarm process bound to this application (the intake handlers' way to it).
+
+    The composition root builds one with its publisher; without one, a process on the store's own
+    database is built on first use, and automation requests are then logged, not sent.
+    """
+    process = _PROCESSES.get(app)
+    if process is None:
+        db = Database.from_store_env(dict(app.env))
+        registry = CiRegistryProjection(db)
+        registry.create_tables()  # empty until the worker feeds it: no correlation, alarms still open incidents
+        process = AlarmProcess(app, db, registry)
+        process.create_tables()
+    return process
+
+
+class AlarmProcess:
+    """Turns supervision alarms into incidents: dedup, flapping holds, mass-outage correlation, automation."""
+
+    def __init__(
+        self,
+        app: ItilApplication,
+        db: Database,
+        registry: CiRegistryProjection,
+        publisher: Publisher | None = None,
+        clock: Callable[[], datetime] | None = None,
+        *,
+        window: timedelta = DEFAULT_WINDOW,
+        threshold: int = DEFAULT_THRESHOLD,
+        relations_ttl: float = DEFAULT_RELATIONS_TTL,
+        rules_ttl: float = 5.0,
+    ) -> None:
+        if threshold < 2:
+            raise ValueError("a mass outage needs alarms on at least 2 CIs (threshold >= 2)")
+        if window <= timedelta(0):
+            raise ValueError("the correlation window must be longer than zero")
+        self.app = app
+        self.db = db
+        self.publisher = publisher
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.window = window
+        self.window_us = us(_EPOCH + window)
+        self.threshold = threshold
+        self.graphs = CiGraphs(registry, relations_ttl)
+        self.policies = PolicyCache(app, rules_ttl)
+        self.counters = Counters()
+        self._lock = threading.RLock()
+        self._alarms: OrderedDict[UUID, Alarm] = OrderedDict()
+        _PROCESSES[app] = self
+
+    def create_tables(self) -> None:
+        with self.db.transaction() as tx:
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    # -- intake ---------------------------------------------------------------------------------
+
+    def sighted(self, message: IntakeMessage) -> Alarm | None:
+        """alarm.raised / alarm.updated: a new episode (held or opening its incident) or a repeat."""
+        d = message.data
+        account, key = d["account"].strip(), d["dedup_key"].strip()
+        with self._lock:
+            opened: list[UUID | None] = []
+
+            def sight(alarm: Alarm) -> str:
+                if alarm.is_active:
+                    rule = None  # a repeat: the episode's hold was decided when it started
+                else:
+                    rule = self.policies.rule(account, d["check"].strip(), d["severity"])
+                outcome = alarm.raise_alarm(
+                    ci=d["ci"], check=d["check"], severity=d["severity"], summary=d.get("summary") or "",
+                    hold_seconds=rule.hold_seconds if rule else 0, actor=message.source, at=message.at,
+                )  # fmt: skip
+                if outcome == "raised":  # its incident at once, saved with the raise (a redelivery finds it)
+                    assert rule is not None
+                    incident_id, outage = self._incident_for(alarm, rule, message.at, message.source)
+                    alarm.open_incident(incident_id=incident_id, actor=message.source, at=message.at)
+                    opened[:] = [outage]
+                return outcome
+
+            alarm, outcome = self._change(account, key, message.source, message.at, sight, create=True)
+            assert alarm is not None
+            self.counters.alarms += 1
+            if outcome == "raised":
+                if opened == [None]:
+                    self._automate(alarm, message.source)
+            elif outcome != "repeated":
+                self._settle(alarm, message.source)
+            return alarm
+
+    def cleared(self, message: IntakeMessage) -> Alarm | None:
+        """alarm.cleared: the episode ends; its incident is restored (or annotated) once its last alarm cleared."""
+        d = message.data
+        account, key = d["account"].strip(), d["dedup_key"].strip()
+        with self._lock:
+
+            def clear(alarm: Alarm) -> str:
+                return alarm.clear(summary=d.get("summary") or "", actor=message.source, at=message.at)
+
+            alarm, outcome = self._change(account, key, message.source, message.at, clear, create=False)
+            self.counters.alarms += 1
+            if alarm is None:
+                return None
+            redelivered = outcome == "not_active" and alarm.cleared_at == message.at
+            if outcome in ("cleared", "flap") or redelivered:
+                self._after_clear(alarm, message.source, message.at, d.get("summary") or "", redelivered)
+            return alarm
+
+    def automation_result(self, message: IntakeMessage) -> Alarm:
+        """automation.result: recorded on the alarm that asked; a success restores service on its incident."""
+        d = message.data
+        request_id: UUID = d["request_id"]
+        with self._lock:
+            with self.db.transaction(write=False) as tx:
+                row = tx.execute(
+                    "SELECT alarm_id FROM alarm_automations WHERE request_id = ?", (str(request_id),)
+                ).one()
+            if row is None:
+                raise NotFound(f"no alarm requested automation {request_id}")
+            found = self._load(UUID(row["alarm_id"]))
+            if found is None:
+                raise NotFound(f"the alarm that requested automation {request_id} is not stored")
+            request = found.automations.get(request_id)
+            if request is None:
+                raise NotFound(f"{found.dedup_key} of {found.account} never requested automation {request_id}")
+            if request["incident_id"] != d["incident_id"]:
+                raise InvalidCommand(
+                    f"automation {request_id} was requested for incident {request['incident_id']},"
+                    f" not {d['incident_id']}"
+                )
+            succeeded = d["outcome"] == "success"
+
+            def record(alarm: Alarm) -> bool:
+                return alarm.record_automation_result(
+                    request_id=request_id, succeeded=succeeded, detail=d.get("detail") or "", actor=message.source,
+                    at=message.at,
+                )  # fmt: skip
+
+            alarm, first = self._change(found.account, found.dedup_key, message.source, message.at, record, False)
+            assert alarm is not None
+            if succeeded:
+                incident_id: UUID = request["incident_id"]
+                if first or not _restored_since(self.app, incident_id, message.at):
+                    note = f"service restored by automation {d['action']}" + (
+                        f": {d['detail']}" if d.get("detail") else ""
+                    )
+                    self._restore(incident_id, message.source, message.at, note)
+            return alarm
+
+    def take(self, messages: Sequence[IntakeMessage]) -> list[Any]:
+        """Carry out a batch of alarm and automation messages in order; each one's result or DomainError.
+
+        During a storm most messages repeat an alarm already open: those only change the alarm, so
+        they are applied in memory and saved together, in one transaction, before any other message
+        is carried out (one alarm's messages keep their order). Should that save meet a concurrent
+        one, the repeats are carried out again one by one.
+        """
+        results: list[Any] = [None] * len(messages)
+        repeats: dict[UUID, Alarm] = {}
+        waiting: list[int] = []
+
+        def flush() -> None:
+            if not repeats:
+                return
+            try:
+                self.app.save(*repeats.values())
+            except IntegrityError:
+                for aggregate_id in repeats:
+                    self._alarms.pop(aggregate_id, None)
+                for i in waiting:
+                    results[i] = self._one(messages[i])
+            else:
+                self.app.saved()
+                for aggregate_id, alarm in repeats.items():
+                    self._cache(aggregate_id, alarm)
+                for i in waiting:
+                    results[i] = repeats[alarm_id(messages[i].data["account"], messages[i].data["dedup_key"])]
+            repeats.clear()
+            waiting.clear()
+
+        with self._lock:
+            for i, message in enumerate(messages):
+                if message.type in ("alarm.raised", "alarm.updated"):
+                    d = message.data
+                    aggregate_id = alarm_id(d["account"], d["dedup_key"])
+                    alarm = repeats.get(aggregate_id) or self._load(aggregate_id)
+                    if alarm is not None and alarm.is_active and alarm.last_seen and message.at > alarm.last_seen:
+                        try:
+                            alarm.raise_alarm(
+                                ci=d["ci"], check=d["check"], severity=d["severity"], summary=d.get("summary") or "",
+                                hold_seconds=0, actor=message.source, at=message.at,
+                            )  # fmt: skip
+                        except DomainError as refusal:
+                            results[i] = refusal
+                            continue
+                        repeats[aggregate_id] = alarm
+                        waiting.append(i)
+                        self.counters.alarms += 1
+                        continue
+                flush()
+                results[i] = self._one(message)
+            flush()
+        return results
+
+    def _one(self, message: IntakeMessage) -> Any:
+        handle = {
+            "alarm.raised": self.sighted,
+            "alarm.updated": self.sighted,
+            "alarm.cleared": self.cleared,
+            "automation.result": self.automation_result,
+        }[message.type]
+        try:
+            return handle(message)
+        except DomainError as refusal:
+            return refusal
+
+    # -- time -----------------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None) -> int:
+        """Open the incidents of held alarms whose hold expired by `now`; returns how many were opened."""
+        now = now or self.clock()
+        opened = 0
+        with self._lock:
+            while True:
+                with self.db.transaction(write=False) as tx:
+                    rows = tx.execute(
+                        "SELECT alarm_id FROM alarm_holds WHERE due_us <= ? ORDER BY due_us LIMIT 500", (us(now),)
+                    ).all()
+                if not rows:
+                    break
+                for row in rows:
+                    alarm = self._load(UUID(row["alarm_id"]))
+                    if alarm is not None and alarm.is_held and alarm.hold_until is not None and alarm.hold_until <= now:
+                        self._open(alarm, alarm.hold_until, alarm.raised_by or MONITORING)
+                        opened += 1
+                    with self.db.transaction() as tx:
+                        tx.execute(
+                            "DELETE FROM alarm_holds WHERE alarm_id = ? AND due_us <= ?", (row["alarm_id"], us(now))
+                        )
+            self._prune(now)
+        return opened
+
+    def _prune(self, now: datetime) -> None:
+        """Forget correlation rows no alarm can reach any more."""
+        horizon = us(now - 10 * self.window)
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM alarm_outage_hits WHERE last_us < ?", (horizon,))
+            tx.execute("DELETE FROM alarm_ci_incidents WHERE opened_us < ?", (horizon,))
+
+    # -- what an alarm calls for ----------------------------------------------------------------
+
+    def _settle(self, alarm: Alarm, actor: str) -> None:
+        """Bring what the alarm's state calls for up to date: its hold scheduled, or its incident opened."""
+        if alarm.is_held:
+            assert alarm.hold_until is not None
+            with self.db.transaction() as tx:
+                tx.execute(
+                    "INSERT INTO alarm_holds (alarm_id, due_us) VALUES (?, ?)"
+                    " ON CONFLICT (alarm_id) DO UPDATE SET due_us = excluded.due_us",
+                    (str(alarm.id), us(alarm.hold_until)),
+                )
+        elif alarm.is_active and alarm.incident_id is None:
+            assert alarm.started_at is not None
+            self._open(alarm, alarm.started_at, actor)
+        elif alarm.is_active and alarm.incident_id is not None:
+            self._automate(alarm, actor)
+
+    def _open(self, alarm: Alarm, at: datetime, actor: str) -> None:
+        """Open (or join) the incident of the alarm's episode, record it on the alarm, then automate."""
+        assert alarm.ci is not None and alarm.check is not None and alarm.severity is not None
+        rule = self.policies.rule(alarm.account, alarm.check, alarm.severity)
+        incident_id, outage = self._incident_for(alarm, rule, at, actor)
+        opened, _ = self._change(
+            alarm.account, alarm.dedup_key, actor, at,
+            lambda a: a.open_incident(incident_id=incident_id, actor=actor, at=at), create=False,
+        )  # fmt: skip
+        assert opened is not None
+        if outage is None:
+            self._automate(opened, actor)
+
+    def _incident_for(self, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str) -> tuple[UUID, UUID | None]:
+        """The incident the alarm goes on, and the outage's parent when it is part of a mass outage."""
+        assert alarm.ci is not None
+        account, ci, t = alarm.account, alarm.ci, us(at)
+        graph = self.graphs.graph(account)
+        ups = graph.ancestors(ci)
+        candidates = graph.most_upstream_first([*ups, ci]) if graph.has_dependents(ci) else ups
+        if candidates:
+            outage = self._active_outage(account, candidates, t, graph)
+            if outage is not None:
+                return self._join_outage(outage, alarm, rule, at, actor), outage.parent_id
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute(
+                "SELECT incident_id FROM alarm_ci_incidents WHERE account = ? AND ci = ? AND opened_us >= ?",
+                (account, ci, t - self.window_us),
+            ).one()
+        if row is not None:
+            incident_id = UUID(row["incident_id"])
+            with self.db.transaction() as tx:
+                adopted = tx.execute(
+                    "SELECT parent_id FROM alarm_outage_children WHERE incident_id = ?", (str(incident_id),)
+                ).one()
+                parent = UUID(adopted["parent_id"]) if adopted else None
+                self._insert_member(tx, incident_id, alarm, parent)
+            self.counters.joined += 1
+            return incident_id, parent
+        own = alarm.episode_incident_id
+        self._log(own, alarm, rule, at, actor)
+        hits = [(account, u, ci, t, str(own)) for u in candidates]
+        with self.db.transaction() as tx:
+            self._remember_ci_incident(tx, account, ci, own, t)
+            tx.executemany(
+                "INSERT INTO alarm_outage_hits (account, upstream, ci, last_us, incident_id) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (account, upstream, ci) DO UPDATE SET last_us = excluded.last_us,"
+                " incident_id = excluded.incident_id WHERE alarm_outage_hits.last_us < excluded.last_us",
+                hits,
+            )
+            self._insert_member(tx, own, alarm, None)
+            counts: dict[str, int] = {}
+            if candidates:
+                marks = ", ".join("?" for _ in candidates)
+                rows = tx.execute(
+                    f"SELECT upstream, COUNT(*) AS n FROM alarm_outage_hits WHERE account = ? AND upstream IN ({marks})"
+                    " AND ci <> upstream AND last_us >= ? GROUP BY upstream",
+                    (account, *candidates, t - self.window_us),
+                ).all()
+                counts = {r["upstream"]: int(r["n"]) for r in rows}
+        for upstream in candidates:
+            if counts.get(upstream, 0) >= self.threshold:
+                outage = self._start_outage(account, upstream, t, rule, actor)
+                if outage is not None:
+                    return (outage.parent_id if upstream == ci else own), outage.parent_id
+        return own, None
+
+    # -- mass outages ---------------------------------------------------------------------------
+
+    def _active_outage(self, account: str, candidates: Sequence[str], t: int, graph: CiGraph) -> Outage | None:
+        marks = ", ".join("?" for _ in candidates)
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(
+                f"SELECT * FROM alarm_outages WHERE account = ? AND upstream IN ({marks}) AND last_us >= ?",
+                (account, *candidates, t - self.window_us),
+            ).all()
+        if not rows:
+            return None
+        order = {name: i for i, name in enumerate(graph.most_upstream_first(r["upstream"] for r in rows))}
+        outage = Outage.of(min(rows, key=lambda r: order[r["upstream"]]))
+        if not outage.ready:
+            self._complete(outage)
+        return outage
+
+    def _start_outage(self, account: str, upstream: str, t: int, rule: AlarmRule, actor: str) -> Outage | None:
+        """Recognise a mass outage behind `upstream` (unless another worker just did) and complete it."""
+        horizon = t - self.window_us
+        with self.db.transaction() as tx:
+            hits = tx.execute(
+                "SELECT ci, last_us, incident_id FROM alarm_outage_hits"
+                " WHERE account = ? AND upstream = ? AND last_us >= ?",
+                (account, upstream, horizon),
+            ).all()
+            below = [h for h in hits if h["ci"] != upstream]
+            if len(below) < self.threshold:
+                return None
+            started = min(int(h["last_us"]) for h in below)
+            own = next((h for h in hits if h["ci"] == upstream), None)
+            parent_id = UUID(own["incident_id"]) if own else outage_parent_id(account, upstream, instant(started))
+            tx.execute(
+                "INSERT INTO alarm_outages (account, upstream, started_us, last_us, parent_id, parent_is_new, urgency,"
+                " actor, ready) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (account, upstream) DO UPDATE SET"
+                " started_us = excluded.started_us, last_us = excluded.last_us, parent_id = excluded.parent_id,"
+                " parent_is_new = excluded.parent_is_new, urgency = excluded.urgency, actor = excluded.actor, ready = 0"
+                " WHERE alarm_outages.last_us < ?",
+                (account, upstream, started, t, str(parent_id), 0 if own else 1, rule.urgency, actor, horizon),
+            )
+            row = tx.execute(
+                "SELECT * FROM alarm_outages WHERE account = ? AND upstream = ?", (account, upstream)
+            ).one()
+        assert row is not None
+        outage = Outage.of(row)
+        self.counters.outages += 1
+        log.info("mass outage behind %s on %s: %d CIs alarmed; parent incident %s", upstream, account,
+                 len(below), outage.parent_id)  # fmt: skip
+        self._complete(outage)
+        return outage
+
+    def _complete(self, outage: Outage) -> None:
+        """Log the outage's parent (if it is a new incident) and attach every incident behind it so far."""
+        account, upstream, parent = outage.account, outage.upstream, outage.parent_id
+        started = instant(outage.started_us)
+        if outage.parent_is_new:
+            self.app.handle(
+                LogIncident(
+                    id=parent,
+                    account=account,
+                    title=f"Mass outage behind {upstream}",
+                    impact=1,
+                    urgency=outage.urgency,
+                    channel=MONITORING,
+                    reporter=outage.actor,
+                    actor=outage.actor,
+                    at=started,
+                    ci=upstream,
+                    description=(
+                        f"Alarms on {self.threshold} or more CIs that depend on {upstream} within"
+                        f" {int(self.window.total_seconds())} s; their incidents are attached to this one."
+                    ),
+                )  # fmt: skip
+            )
+            self.counters.incidents += 1
+        with self.db.transaction(write=False) as tx:
+            hits = tx.execute(
+                "SELECT ci, incident_id FROM alarm_outage_hits WHERE account = ? AND upstream = ? AND last_us >= ?"
+                " AND ci <> upstream ORDER BY last_us, ci",
+                (account, upstream, outage.started_us),
+            ).all()
+            known = {
+                r["ci"]
+                for r in tx.execute("SELECT ci FROM alarm_outage_children WHERE parent_id = ?", (str(parent),)).all()
+            }
+        at = instant(outage.last_us)
+        for hit in hits:
+            if hit["ci"] in known or UUID(hit["incident_id"]) == parent:
+                continue
+            self._adopt(parent, hit["ci"], UUID(hit["incident_id"]), at, outage.actor)
+        with self.db.transaction() as tx:
+            tx.execute("UPDATE alarm_members SET outage_id = ? WHERE incident_id = ?", (str(parent), str(parent)))
+            tx.execute(
+                "UPDATE alarm_outages SET ready = 1 WHERE account = ? AND upstream = ? AND parent_id = ?",
+                (account, upstream, str(parent)),
+            )
+
+    def _adopt(self, parent: UUID, ci: str, child: UUID, at: datetime, actor: str) -> None:
+        """Attach `child` (the incident of `ci`) to the outage's parent and count its alarms in the outage."""
+        self._attach(child, parent, at, actor)
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO alarm_outage_children (parent_id, ci, incident_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (parent_id, ci) DO UPDATE SET incident_id = excluded.incident_id",
+                (str(parent), ci, str(child)),
+            )
+            tx.execute("UPDATE alarm_members SET outage_id = ? WHERE incident_id = ?", (str(parent), str(child)))
+
+    def _join_outage(self, outage: Outage, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str) -> UUID:
+        """The alarm joins the outage: the parent (on the upstream CI), its CI's child, or a new child."""
+        assert alarm.ci is not None
+        parent, t = outage.parent_id, us(at)
+        self.counters.joined += 1
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE alarm_outages SET last_us = ? WHERE account = ? AND upstream = ? AND last_us < ?",
+                (t, outage.account, outage.upstream, t),
+            )
+            if alarm.ci == outage.upstream:
+                self._insert_member(tx, parent, alarm, parent)
+                return parent
+            child = tx.execute(
+                "SELECT c.incident_id, (SELECT COUNT(*) FROM alarm_members m WHERE m.incident_id = c.incident_id) AS n"
+                " FROM alarm_outage_children c WHERE c.parent_id = ? AND c.ci = ?",
+                (str(parent), alarm.ci),
+            ).one()
+            if child is not None and int(child["n"]) > 0:  # else its alarms cleared: it was restored
+                incident_id = UUID(child["incident_id"])
+                self._insert_member(tx, incident_id, alarm, parent)
+                return incident_id
+        own = alarm.episode_incident_id
+        self._log(own, alarm, rule, at, actor)
+        with self.db.transaction() as tx:
+            self._remember_ci_incident(tx, alarm.account, alarm.ci, own, t)
+            self._insert_member(tx, own, alarm, parent)
+        self._adopt(parent, alarm.ci, own, at, actor)
+        return own
+
+    # -- clears ---------------------------------------------------------------------------------
+
+    def _after_clear(self, alarm: Alarm, actor: str, at: datetime, summary: str, redelivered: bool = False) -> None:
+        """The alarm left its incident: restore (or annotate) it once no alarm is left on it.
+
+        Carried out again for a redelivered clear, it restores nothing that was restored since the clear
+        (and then, maybe, reopened by people).
+        """
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM alarm_holds WHERE alarm_id = ?", (str(alarm.id),))
+        if alarm.incident_id is None:
+            return  # a flap: it cleared while held and opened nothing
+        incident = str(alarm.incident_id)
+        with self.db.transaction() as tx:
+            member = tx.execute(
+                "SELECT outage_id FROM alarm_members WHERE incident_id = ? AND alarm_id = ? AND episode = ?",
+                (incident, str(alarm.id), alarm.episode),
+            ).one()
+            tx.execute(
+                "DELETE FROM alarm_members WHERE incident_id = ? AND alarm_id = ? AND episode = ?",
+                (incident, str(alarm.id), alarm.episode),
+            )
+            left = tx.execute("SELECT COUNT(*) AS n FROM alarm_members WHERE incident_id = ?", (incident,)).one()
+            outage_id = member["outage_id"] if member else None
+            if outage_id is None:
+                parent_row = tx.execute(
+                    "SELECT parent_id FROM alarm_outage_children WHERE incident_id = ?", (incident,)
+                ).one()
+                outage_id = parent_row["parent_id"] if parent_row else None
+            outage_left = (
+                tx.execute("SELECT COUNT(*) AS n FROM alarm_members WHERE outage_id = ?", (outage_id,)).one()
+                if outage_id is not None
+                else None
+            )
+        assert alarm.check is not None and alarm.severity is not None
+        rule = self.policies.rule(alarm.account, alarm.check, alarm.severity)
+        what = f"alarm {alarm.check} on {alarm.ci} cleared" + (f": {summary}" if summary else "")
+        if left is not None and int(left["n"]) == 0 and incident != outage_id:
+            self._on_clear(alarm, rule, alarm.incident_id, actor, at, what, redelivered)
+        if outage_id is not None and outage_left is not None and int(outage_left["n"]) == 0:
+            parent = UUID(outage_id)
+            self._on_clear(
+                alarm, rule, parent, actor, at, f"the last alarm of the outage cleared ({what})", redelivered
+            )
+
+    def _on_clear(
+        self, alarm: Alarm, rule: AlarmRule, incident_id: UUID, actor: str, at: datetime, what: str, redelivered: bool
+    ) -> None:
+        self.forget_incident(incident_id)
+        if rule.on_clear == RESTORE:
+            if not (redelivered and _restored_since(self.app, incident_id, at)):
+                self._restore(incident_id, actor, at, f"{what}; service restored")
+            return
+        note = f"{what}; incident {incident_id} left for the team to restore (rule on_clear: annotate)"
+        self._change(alarm.account, alarm.dedup_key, actor, at, lambda a: a.annotate(note=note, actor=actor, at=at))
+        comment = getattr(application, "CommentIncident", None)
+        if comment is not None:
+            self._comment(comment, incident_id, note, actor, at)
+
+    def _comment(self, command_type: type, incident_id: UUID, text: str, actor: str, at: datetime) -> None:
+        names = {f.name for f in dataclasses.fields(command_type)}
+        offered = {"incident_id": incident_id, "text": text, "author": actor, "actor": actor, "at": at}
+        try:
+            self._issue(command_type(**{k: v for k, v in offered.items() if k in names}))
+        except TypeError as error:
+            log.warning("cannot comment on incident %s: %s", incident_id, error)
+
+    # -- automation -----------------------------------------------------------------------------
+
+    def _automate(self, alarm: Alarm, actor: str) -> None:
+        """Request the rule's corrective action for the alarm's incident, once per episode."""
+        assert alarm.check is not None and alarm.severity is not None
+        rule = self.policies.rule(alarm.account, alarm.check, alarm.severity)
+        if rule.automation is None or alarm.incident_id is None or alarm.started_at is None:
+            return
+        request_id = automation_request_id(alarm.id, alarm.episode, rule.automation)
+        if request_id in alarm.automations:
+            return
+        if self._in_outage(alarm.incident_id):
+            return  # the cause is upstream: correcting each CI behind it would not help
+        if self.publisher is None:
+            log.error("no automation publisher is wired: %s for %s not requested", rule.automation, alarm.dedup_key)
+            return
+        at = alarm.last_seen or alarm.started_at
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO alarm_automations (request_id, alarm_id) VALUES (?, ?)"
+                " ON CONFLICT (request_id) DO NOTHING",
+                (str(request_id), str(alarm.id)),
+            )
+        self.publisher(
+            {
+                "message_id": f"{ENGINE}-{request_id}",
+                "type": "automation.request",
+                "schema_version": 1,
+                "sent_at": self.clock().isoformat(),
+                "source": ENGINE,
+                "request_id": str(request_id),
+                "incident_id": str(alarm.incident_id),
+                "account": alarm.account,
+                "ci": alarm.ci,
+                "action": rule.automation,
+                "parameters": {"check": alarm.check, "severity": alarm.severity, "dedup_key": alarm.dedup_key},
+                "at": at.isoformat(),
+            }
+        )
+        incident_id = alarm.incident_id
+        self._change(
+            alarm.account, alarm.dedup_key, actor, at,
+            lambda a: a.request_automation(request_id=request_id, action=rule.automation or "",
+                                           incident_id=incident_id, actor=actor, at=at),
+        )  # fmt: skip
+        self.counters.automations += 1
+
+    def _in_outage(self, incident_id: UUID) -> bool:
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute(
+                "SELECT 1 AS x FROM alarm_members WHERE incident_id = ? AND outage_id IS NOT NULL LIMIT 1",
+                (str(incident_id),),
+            ).one()
+        return row is not None
+
+    # -- commands to the application ------------------------------------------------------------
+
+    def _log(self, incident_id: UUID, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str) -> None:
+        assert alarm.ci is not None and alarm.check is not None and alarm.severity is not None
+        summary = alarm.summary_text or f"{alarm.severity} alarm"
+        raised = alarm.started_at.isoformat() if alarm.started_at else at.isoformat()
+        self.app.handle(
+            LogIncident(
+                id=incident_id,
+                account=alarm.account,
+                title=f"{alarm.check} on {alarm.ci}: {summary}"[:500],
+                impact=rule.impact,
+                urgency=rule.urgency,
+                channel=MONITORING,
+                reporter=actor,
+                actor=actor,
+                at=at,
+                ci=alarm.ci,
+                description=(
+                    f"Alarm {alarm.dedup_key} ({alarm.check}, {alarm.severity}) raised at {raised}"
+                    f"{' after a hold of ' + str(rule.hold_seconds) + ' s' if alarm.hold_until else ''}: {summary}"
+                ),
+            )  # fmt: skip
+        )
+        self.counters.incidents += 1
+
+    def _attach(self, child: UUID, parent: UUID, at: datetime, actor: str) -> None:
+        try:
+            self._at_or_later(lambda when: AttachIncident(child_id=child, parent_id=parent, actor=actor, at=when),
+                              at, child, parent)  # fmt: skip
+            self.counters.attached += 1
+        except IllegalTransition as refusal:
+            found = self.app.find(child, Incident)
+            if found is not None and found.parent_id == parent:
+                return  # attached already (a redelivery)
+            log.warning("incident %s not attached to outage %s: %s", child, parent, refusal)
+            self.counters.refused.append(str(refusal))
+
+    def _restore(self, incident_id: UUID, actor: str, at: datetime, note: str) -> None:
+        incident = self.app.find(incident_id, Incident)
+        if incident is None or incident.status not in NOT_RESTORED:
+            return
+        self._issue(RestoreService(incident_id=incident_id, actor=actor, at=max(at, incident.last_at), note=note))
+        self.counters.restored += 1
+
+    def _at_or_later(self, make: Callable[[datetime], Any], at: datetime, *incidents: UUID) -> Any:
+        """Carry out the command at `at`, or at the incidents' last step when people already acted later."""
+        try:
+            return self.app.handle(make(at))
+        except InvalidCommand as refusal:
+            if "before its last recorded step" not in str(refusal):
+                raise
+        found = [self.app.find(i, Incident) for i in incidents]
+        return self.app.handle(make(max([at, *(f.last_at for f in found if f is not None)])))
+
+    def _issue(self, command: Any) -> Any | None:
+        try:
+            return self.app.handle(command)
+        except ConcurrencyConflict:
+            raise
+        except DomainError as refusal:
+            log.warning("alarm process: %s refused: %s", type(command).__name__, refusal)
+            self.counters.refused.append(str(refusal))
+            return None
+
+    # -- the process's tables -------------------------------------------------------------------
+
+    @staticmethod
+    def _insert_member(tx: Transaction, incident_id: UUID, alarm: Alarm, outage: UUID | None) -> None:
+        tx.execute(
+            "INSERT INTO alarm_members (incident_id, alarm_id, episode, outage_id) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (incident_id, alarm_id, episode) DO NOTHING",
+            (str(incident_id), str(alarm.id), alarm.episode, None if outage is None else str(outage)),
+        )
+
+    @staticmethod
+    def _remember_ci_incident(tx: Transaction, account: str, ci: str, incident_id: UUID, t: int) -> None:
+        tx.execute(
+            "INSERT INTO alarm_ci_incidents (account, ci, incident_id, opened_us) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (account, ci) DO UPDATE SET incident_id = excluded.incident_id,"
+            " opened_us = excluded.opened_us WHERE alarm_ci_incidents.opened_us < excluded.opened_us",
+            (account, ci, str(incident_id), t),
+        )
+
+    def forget_incident(self, incident_id: UUID) -> None:
+        """An incident's alarms cleared, or it was restored, resolved or cancelled: no new alarm joins it,
+        it counts towards no new outage, and an outage it is the parent of is over."""
+        key = str(incident_id)
+        with self.db.transaction() as tx:
+            tx.execute("DELETE FROM alarm_ci_incidents WHERE incident_id = ?", (key,))
+            tx.execute("DELETE FROM alarm_outage_hits WHERE incident_id = ?", (key,))
+            for outage in tx.execute("SELECT account, upstream FROM alarm_outages WHERE parent_id = ?", (key,)).all():
+                tx.execute(
+                    "DELETE FROM alarm_outage_hits WHERE account = ? AND upstream = ?",
+                    (outage["account"], outage["upstream"]),
+                )
+            tx.execute("UPDATE alarm_outages SET last_us = -1 WHERE parent_id = ?", (key,))
+
+    # -- alarms: load, change, save -------------------------------------------------------------
+
+    def _load(self, aggregate_id: UUID) -> Alarm | None:
+        cached = self._alarms.get(aggregate_id)
+        if cached is not None:
+            self._alarms.move_to_end(aggregate_id)
+            return cached
+        return self.app.find(aggregate_id, Alarm)
+
+    def _cache(self, aggregate_id: UUID, alarm: Alarm) -> None:
+        self._alarms[aggregate_id] = alarm
+        self._alarms.move_to_end(aggregate_id)
+        while len(self._alarms) > ALARM_CACHE_SIZE:
+            self._alarms.popitem(last=False)
+
+    def _change(
+        self, account: str, key: str, actor: str, at: datetime, act: Callable[[Alarm], T], create: bool = False
+    ) -> tuple[Alarm | None, T | str]:
+        """Load the alarm (from the cache when it holds it), call `act`, save what changed.
+
+        The cached alarm is only ever this process's: a concurrent save elsewhere makes the save fail,
+        and the alarm is then read again from the store and the command tried again.
+        """
+        aggregate_id = alarm_id(account, key)
+        for _attempt in range(CONFLICT_RETRIES):
+            alarm = self._load(aggregate_id)
+            if alarm is None:
+                if not create:
+                    return None, "not_active"
+                alarm = Alarm.track(account=account, dedup_key=key, actor=actor, at=at)
+            try:
+                result = act(alarm)
+            except BaseException:
+                self._alarms.pop(aggregate_id, None)
+                raise
+            if alarm.pending_events:
+                try:
+                    self.app.save(alarm)
+                except IntegrityError:
+                    self._alarms.pop(aggregate_id, None)
+                    continue
+                except BaseException:
+                    self._alarms.pop(aggregate_id, None)
+                    raise
+                self.app.saved()
+            self._cache(aggregate_id, alarm)
+            return alarm, result
+        raise ConcurrencyConflict(f"alarm {key} of {account} kept changing while the process ran; try again")
+
+
+def _restored_since(app: ItilApplication, incident_id: UUID, at: datetime) -> bool:
+    return any(isinstance(e, Incident.ServiceRestored) and e.at >= at for e in app.events.get(incident_id))
+
+
+# -- intake handlers ----------------------------------------------------------------------------------
+
+
+@handles_intake("alarm.raised", "alarm.updated")
+def alarm_sighted(app: ItilApplication, message: IntakeMessage) -> Alarm | None:
+    """Supervision raised (or updated) an alarm: an incident for its episode, unless held or a repeat."""
+    return process_for(app).sighted(message)
+
+
+@handles_intake("alarm.cleared")
+def alarm_cleared(app: ItilApplication, message: IntakeMessage) -> Alarm | None:
+    """Supervision cleared an alarm: its incident is restored (or annotated) when its last alarm cleared."""
+    return process_for(app).cleared(message)
+
+
+@handles_intake("automation.result")
+def automation_result(app: ItilApplication, message: IntakeMessage) -> Alarm:
+    """The automation platform reports a corrective action: recorded; a success restores service."""
+    return process_for(app).automation_result(message)
+
+
+def ci_kind(kind: str) -> str:
+    """The fleet system's kind ("payment terminal") as a CI kind ("payment_terminal"), else "other"."""
+    name = "_".join(kind.strip().lower().replace("-", " ").split())
+    return name if name in KINDS else "other"
+
+
+@handles_intake("ci.state")
+def fleet_state(app: ItilApplication, message: IntakeMessage) -> ConfigurationItem | None:
+    """A fleet system reports a CI's state: installed, down, up, degraded, or replaced by another CI.
+
+    A CI the registry does not know yet is registered first. A report no later than the CI's last
+    recorded step, or of the state it already has, changes nothing (a redelivery, or out of order).
+    """
+    d = message.data
+    account, name, state, at, actor = d["account"].strip(), d["ci"].strip(), d["state"], message.at, message.source
+    kind = ci_kind(d["kind"])
+    attributes = {} if kind != "other" else {"fleet kind": d["kind"].strip()}
+    found = app.find(ci_id(account, name), ConfigurationItem)
+    if found is None:
+        found = app.handle(RegisterCi(account, name, kind, actor, at, attributes=attributes))
+        if state == "installed":
+            return found
+    assert found is not None
+    _invalidate_relations(app, account)
+    if found.is_retired:
+        raise IllegalTransition(f"CI {name} of {account} was retired; the fleet cannot report it {state}")
+    if at < found.last_at:
+        log.info("ci.state %s for %s at %s is older than its last step; ignored", state, name, at.isoformat())
+        return found
+    if state == "replaced":
+        return _replace(app, found, d["replaced_by"].strip(), kind, attributes, actor, at)
+    target = {"installed": OPERATIONAL, "up": OPERATIONAL, "down": "down", "degraded": "degraded"}[state]
+    if found.state == target:
+        return found
+    reason = f"{state} reported by {actor}"
+    changed: ConfigurationItem = app.handle(ChangeCiState(account, name, target, reason, actor, at))
+    return changed
+
+
+def _replace(
+    app: ItilApplication, old: ConfigurationItem, new_name: str, kind: str, attributes: dict[str, str], actor: str,
+    at: datetime,
+) -> ConfigurationItem:  # fmt: skip
+    """Register the replacement with the relations of the CI it replaces, then retire that one."""
+    account = old.account
+    new = app.find(ci_id(account, new_name), ConfigurationItem)
+    if new is None:
+        new = app.handle(RegisterCi(account, new_name, kind, actor, at, attributes=attributes))
+    assert new is not None
+    for relation, target in old.relations:
+        if (relation, target) not in new.relations and target != new_name:
+            new = app.handle(RelateCis(account, new_name, relation, target, actor, at))
+    app.handle(RetireCi(account, old.ci_name, f"replaced by {new_name} (reported by {actor})", actor, at))
+    return new
+
+
+def _invalidate_relations(app: ItilApplication, account: str) -> None:
+    process = _PROCESSES.get(app)
+    if process is not None:
+        process.graphs.invalidate(account)
+
+
+# -- itil.events: what the process learns from the store's events ----------------------------------
+
+
+_SERVICE_BACK_OR_OVER = ("ServiceRestored", "Resolved", "Cancelled", "Closed")
+
+
+class AlarmEventsConsumer(Process):
+    """Keeps the alarm process's caches and correlation honest from `itil.events`.
+
+    A CI event drops the account's cached CI graph; an incident restored, resolved, cancelled or
+    closed takes no new alarm any more (neither on its CI nor in its outage).
+    """
+
+    name = "alarm_process"
+
+    def __init__(self, db: Database, process: AlarmProcess) -> None:
+        super().__init__(db)
+        self.process = process
+
+    def react(self, envelope: dict[str, Any]) -> None:
+        kind = str(envelope["event_type"]).split(".")[-1]
+        if envelope["aggregate_type"] == "ConfigurationItem":
+            account = envelope["payload"].get("account")
+            self.process.graphs.invalidate(account if isinstance(account, str) else None)
+        elif envelope["aggregate_type"] == "MonitoringPolicy":
+            self.process.policies.invalidate()
+        elif envelope["aggregate_type"] == "Incident" and kind in _SERVICE_BACK_OR_OVER:
+            self.process.forget_incident(UUID(str(envelope["aggregate_id"])))
+
+
+# -- the view of alarms ---------------------------------------------------------------------------------
+
+VIEW_NAME = "alarms_view"
+VIEW_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS view_alarms (
+        alarm_id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        dedup_key TEXT NOT NULL,
+        ci TEXT,
+        check_name TEXT,
+        severity TEXT,
+        summary TEXT NOT NULL,
+        episode INTEGER NOT NULL,
+        status TEXT,
+        started_at TEXT,
+        last_seen TEXT,
+        count INTEGER NOT NULL,
+        hold_until TEXT,
+        incident_id TEXT,
+        cleared_at TEXT,
+        source TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        position BIGINT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS view_alarms_account_status ON view_alarms (account, status, last_seen)",
+)
+_VIEW_COLUMNS = (
+    "alarm_id", "account", "dedup_key", "ci", "check_name", "severity", "summary", "episode", "status",
+    "started_at", "last_seen", "count", "hold_until", "incident_id", "cleared_at", "source", "version", "position",
+)  # fmt: skip
+_VIEW_UPSERT = (
+    f"INSERT INTO view_alarms ({', '.join(_VIEW_COLUMNS)}) VALUES ({', '.join('?' for _ in _VIEW_COLUMNS)})"
+    " ON CONFLICT (alarm_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _VIEW_COLUMNS if c != "alarm_id")
+    + " WHERE view_alarms.version < excluded.version"
+)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+class AlarmsProjection(Projection):
+    """The alarms of each account, current episode first: what the supervision team and the ROC watch."""
+
+    name = VIEW_NAME
+
+    def schema(self) -> Sequence[str]:
+        return VIEW_SCHEMA
+
+    def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
+        rows: dict[str, dict[str, Any]] = {}
+        applied = 0
+        for e in envelopes:
+            if e["aggregate_type"] != "Alarm":
+                continue
+            key = str(e["aggregate_id"])
+            row = rows.get(key)
+            if row is None:
+                row = tx.execute(f"SELECT {', '.join(_VIEW_COLUMNS)} FROM view_alarms WHERE alarm_id = ?", (key,)).one()
+            changed = self._apply_one(key, row, e)
+            if changed is not None:
+                rows[key] = changed
+                applied += 1
+        tx.executemany(_VIEW_UPSERT, [[r[c] for c in _VIEW_COLUMNS] for r in rows.values()])
+        return applied
+
+    @staticmethod
+    def _apply_one(key: str, row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any] | None:
+        have = row["version"] if row else 0
+        version = int(e["aggregate_version"])
+        if version <= have:
+            return None
+        if version != have + 1:
+            log.error("alarm %s: version %s follows %s; event not applied", key, version, have)
+            return None
+        p = e["payload"]
+        kind = str(e["event_type"]).split(".")[-1]
+        at = _iso(e["occurred_at"])
+        if kind == "Tracked":
+            row = {c: None for c in _VIEW_COLUMNS}
+            row.update(alarm_id=key, account=p["account"], dedup_key=p["dedup_key"], summary="", episode=0, count=0)
+        if row is None:
+            log.error("alarm %s: %s before it was tracked; event not applied", key, kind)
+            return None
+        row = dict(row)
+        if kind == "Raised":
+            row.update(
+                episode=p["episode"], ci=p["ci"], check_name=p["check"], severity=p["severity"], summary=p["summary"],
+                status="held" if p.get("hold_until") else "open", started_at=at, last_seen=at, count=1,
+                hold_until=_iso(p.get("hold_until")), incident_id=None, cleared_at=None,
+            )  # fmt: skip
+        elif kind == "Repeated":
+            row.update(count=row["count"] + 1, last_seen=at, severity=p["severity"])
+            if p.get("summary"):
+                row["summary"] = p["summary"]
+        elif kind == "IncidentOpened":
+            row.update(status="open", incident_id=str(p["incident_id"]))
+        elif kind == "Cleared":
+            row.update(status=CLEARED, cleared_at=at)
+        if kind in ("Tracked", "Raised"):
+            row["source"] = e["actor"]
+        row["version"] = version
+        row["position"] = e["position"]
+        return row
+
+    def alarms(self, account: str, active: bool = True, limit: int = 500) -> list[dict[str, Any]]:
+        """The account's alarms, the most recently seen first: the active ones (held or open), or all."""
+        sql = f"SELECT {', '.join(_VIEW_COLUMNS)} FROM view_alarms WHERE account = ?"
+        params: list[Any] = [account]
+        if active:
+            sql += " AND status IN ('held', 'open')"
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(sql + " ORDER BY last_seen DESC, dedup_key LIMIT ?", (*params, limit)).all()
+        return [
+            {
+                "alarm_id": r["alarm_id"],
+                "dedup_key": r["dedup_key"],
+                "ci": r["ci"],
+                "check": r["check_name"],
+                "severity": r["severity"],
+                "summary": r["summary"],
+                "episode": r["episode"],
+                "status": r["status"],
+                "started_at": r["started_at"],
+                "last_seen": r["last_seen"],
+                "count": r["count"],
+                "hold_until": r["hold_until"],
+                "incident_id": r["incident_id"],
+                "cleared_at": r["cleared_at"],
+                "source": r["source"],
+            }  # fmt: skip
+            for r in rows
+        ]
+
+
+# -- publishing automation requests ---------------------------------------------------------------------
+
+
+def kafka_automation_publisher(
+    bootstrap: str, topic: str = AUTOMATION_REQUESTS_TOPIC, timeout: float = 30.0
+) -> Publisher:
+    """A publisher of automation requests through kafka-python, keyed by incident id; waits for the broker."""
+    from kafka import KafkaProducer
+
+    producer: list[KafkaProducer] = []
+    lock = threading.Lock()
+
+    def publish(message: dict[str, Any]) -> None:
+        with lock:
+            if not producer:
+                producer.append(
+                    KafkaProducer(
+                        bootstrap_servers=bootstrap,
+                        client_id="itil-automation-requests",
+                        acks="all",
+                        retries=5,
+                        max_block_ms=10000,
+                        request_timeout_ms=10000,
+                    )  # fmt: skip
+                )
+        key = str(message["incident_id"]).encode()
+        producer[0].send(topic, key=key, value=json.dumps(message, sort_keys=True).encode()).get(timeout=timeout)
+
+    return publish
+
+
+@handles_intake_batches("alarm.raised", "alarm.updated", "alarm.cleared", "automation.result")
+def alarm_batch(app: ItilApplication, messages: Sequence[IntakeMessage]) -> list[Any]:
+    """A storm's alarms a batch at a time: repeats of open alarms are saved in one transaction."""
+    return process_for(app).take(messages)
