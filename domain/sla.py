@@ -195,8 +195,7 @@ class IncidentSla(Aggregate):
             for metric, m in self.metrics.items()
             if m["running_since"] is not None and not self.cancelled
             for percent in self._percents()
-            if percent not in m["fired"]
-            and (instant := self._due_instant(metric, percent))
+            if percent not in m["fired"] and (instant := self._due_instant(metric, percent))
         ]
         return min(due) if due else None
 

@@ -34,6 +34,7 @@ EXTRA_ROUTES += [
     Route("GET", "/api/contracts/{name}", json_schema_route, "public", "none"),
 ]
 
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 

@@ -19,13 +19,9 @@ from tests.integration.http import call
 pytestmark = pytest.mark.integration
 
 
-def start_engine(
-    spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]
-) -> tuple[str, str]:
+def start_engine(spawn: Callable[..., EngineProcess], tmp_path: Path, store_env: dict[str, str]) -> tuple[str, str]:
     port = free_port()
-    engine = spawn(
-        "up", env={**store_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)}
-    )
+    engine = spawn("up", env={**store_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
     engine.wait_output("ITIL engine: http://", timeout=60)
     match = re.search(r"Kafka: ([0-9.]+:\d+)", engine.output())
     assert match, engine.output()
@@ -130,9 +126,7 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
         [str(ROOT / ".venv/bin/kcat"), "-b", bootstrap, "-t", "itil.events", "-C", "-e", "-q", "-f", "%k %s\n"],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    mine = [
-        json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)
-    ]
+    mine = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)]
     assert [e["aggregate_version"] for e in mine] == list(range(1, 9))
 
 
@@ -171,9 +165,7 @@ def test_bad_requests_get_clear_json_errors(
     assert status == 404 and "unknown command" in body["error"]
     status, body = call("POST", f"{base}/api/incidents/{incident}/hold", {"reason": "lunch"})
     assert status == 422 and "reason" in body["fields"]
-    status, body = call(
-        "POST", f"{base}/api/incidents/{incident}/acknowledge", {"at": "2099-01-01T00:00:00+00:00"}
-    )
+    status, body = call("POST", f"{base}/api/incidents/{incident}/acknowledge", {"at": "2099-01-01T00:00:00+00:00"})
     assert status == 422 and "future" in body["error"]
     status, body = call("GET", f"{base}/api/incidents/{incident}")
     assert body["version"] == 1  # nothing refused was stored
@@ -187,9 +179,7 @@ def test_bad_requests_get_clear_json_errors(
                 "--impact", "3", "--urgency", "2", "--channel", "email", "--service", "mail", "--actor", "carol")  # fmt: skip
     assert done.returncode == 0, done.stderr
     from_terminal = json.loads(done.stdout)["id"]
-    done = itil(
-        "incident", "assign", from_terminal, "--url", base, "--group", "N2 systems", "--actor", "carol"
-    )
+    done = itil("incident", "assign", from_terminal, "--url", base, "--group", "N2 systems", "--actor", "carol")
     assert done.returncode == 0 and json.loads(done.stdout)["status"] == "assigned"
     done = itil("incident", "close", from_terminal, "--url", base, "--actor", "carol")
     assert done.returncode == 1 and "only a resolved incident can be closed" in done.stderr

@@ -103,9 +103,7 @@ def test_gap_is_filled_from_the_real_broker(tmp_path: Path, sqlite_env: dict[str
             for n in range(3):
                 app.handle(AssignIncident(incident_id=incident, group=f"group-{n}", actor="r", at=T0))
             read = kafka_partition_reader(broker.bootstrap)
-            published = wait_for(
-                lambda: (d := read("itil.events", 0)) and len(d) == 4 and d, 30, what="events"
-            )
+            published = wait_for(lambda: (d := read("itil.events", 0)) and len(d) == 4 and d, 30, what="events")
         finally:
             stop.set()
             thread.join()

@@ -72,9 +72,7 @@ def test_every_stored_event_is_published_in_order_keyed_by_aggregate(
     thread.start()
     try:
         total = app.recorder.max_notification_id()
-        messages = wait_for(
-            lambda: (m := read_all(broker.bootstrap)) and len(m) >= total and m, 30, what="events"
-        )
+        messages = wait_for(lambda: (m := read_all(broker.bootstrap)) and len(m) >= total and m, 30, what="events")
     finally:
         stop.set()
         thread.join()

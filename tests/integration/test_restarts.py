@@ -113,7 +113,5 @@ def test_view_ends_exact_across_worker_and_broker_restarts(
     broker = start_broker()
     desk.advance(6)
     desk.advance(7)
-    wait_for(
-        desk.view_matches_store, 150, interval=0.5, what="view after a broker restart under a live worker"
-    )
+    wait_for(desk.view_matches_store, 150, interval=0.5, what="view after a broker restart under a live worker")
     assert any(desk.store(i)["status"] == "resolved" for i in desk.ids)

@@ -91,8 +91,14 @@ class Engine:
 
     def contract(self, terms: Terms, effective_from: datetime, service: str | None = None) -> None:
         self.app.add_contract_version(
-            cmd.AddContractVersion(account="resto-chain", effective_from=effective_from, terms=terms,
-                                   actor="roc-anne", at=effective_from, service=service)  # fmt: skip
+            cmd.AddContractVersion(
+                account="resto-chain",
+                effective_from=effective_from,
+                terms=terms,
+                actor="roc-anne",
+                at=effective_from,
+                service=service,
+            )  # fmt: skip
         )
 
     def log(self, at: datetime, impact: int = 1, urgency: int = 2, service: str | None = None) -> UUID:
@@ -189,7 +195,9 @@ def test_reopen_continues_the_restoration_clock(engine: Engine) -> None:
     engine.do(cmd.ResolveIncident(incident, code="fixed", actor="n2", at=paris("2026-05-18", "10:00")))
     engine.do(cmd.ReopenIncident(incident, reason="down again", actor="n1", at=paris("2026-05-18", "14:00")))
     engine.do(cmd.RestoreService(incident, actor="n2", at=paris("2026-05-18", "16:00")))
-    stopped = [d for kind, _, d in engine.sla_events(incident) if kind == "ClockStopped" and d["metric"] == "restoration"]
+    stopped = [
+        d for kind, _, d in engine.sla_events(incident) if kind == "ClockStopped" and d["metric"] == "restoration"
+    ]
     assert [d["elapsed_seconds"] for d in stopped] == [1 * H, 3 * H]  # 1 h, then 2 h more after reopening
 
 
@@ -207,17 +215,22 @@ def test_priority_change_retargets_from_the_original_start(engine: Engine) -> No
 def test_a_contract_change_never_rewrites_earlier_incidents(engine: Engine) -> None:
     before = engine.log(paris("2026-05-18", "09:00"))
     engine.now = paris("2026-05-18", "09:30")
-    engine.contract(office_terms(targets={2: {"response": 10 * 60, "restoration": 1 * H}}), paris("2026-05-19", "00:00"))
+    engine.contract(
+        office_terms(targets={2: {"response": 10 * 60, "restoration": 1 * H}}), paris("2026-05-19", "00:00")
+    )
     after = engine.log(paris("2026-05-19", "09:00"))
-    targets = {
-        i: next(d for k, _, d in engine.sla_events(i) if k == "ClocksStarted")["terms"] for i in (before, after)
-    }
+    targets = {i: next(d for k, _, d in engine.sla_events(i) if k == "ClocksStarted")["terms"] for i in (before, after)}
     assert (targets[before]["contract_version"], targets[before]["targets"]["restoration"]) == (1, 4 * H)
     assert (targets[after]["contract_version"], targets[after]["targets"]["restoration"]) == (2, 1 * H)
     with pytest.raises(IllegalTransition, match="in the past"):
         engine.app.add_contract_version(
-            cmd.AddContractVersion(account="resto-chain", effective_from=paris("2026-05-01", "00:00"),
-                                   terms=office_terms(), actor="roc", at=paris("2026-05-19", "10:00"))  # fmt: skip
+            cmd.AddContractVersion(
+                account="resto-chain",
+                effective_from=paris("2026-05-01", "00:00"),
+                terms=office_terms(),
+                actor="roc",
+                at=paris("2026-05-19", "10:00"),
+            )  # fmt: skip
         )
 
 
@@ -231,7 +244,9 @@ def test_monthly_statement_and_what_if_under_another_contract(engine: Engine) ->
     cancelled = engine.log(paris("2026-05-18", "10:30"))
     engine.do(cmd.CancelIncident(cancelled, reason="duplicate", actor="n1", at=paris("2026-05-18", "10:35")))
 
-    figures = {(f["priority"], f["metric"]): f for f in engine.sla.monthly_statement("resto-chain", "2026-05")["figures"]}
+    figures = {
+        (f["priority"], f["metric"]): f for f in engine.sla.monthly_statement("resto-chain", "2026-05")["figures"]
+    }
     restoration = figures[("P2", "restoration")]
     assert (restoration["counted"], restoration["met"], restoration["breached"]) == (2, 1, 1)
     assert restoration["compliance_percent"] == 50.0
