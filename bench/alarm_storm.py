@@ -12,6 +12,7 @@ every alarm is recorded (the alarms' own events) for the auditors.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -47,6 +48,24 @@ def storm(alarms: int) -> list[bytes]:
             "at": at.isoformat(), "summary": f"site {key} unreachable",
         }).encode())  # fmt: skip
     return messages
+
+
+def register(port: int, sites: int) -> None:
+    """The accounts and sites the monitoring watches (alarms on unknown ones are dead letters)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def post(path: str, body: dict) -> None:
+        conn.request("POST", path, json.dumps(body), {"X-Actor": "bench", "Content-Type": "application/json"})
+        response = conn.getresponse()
+        response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{path}: {response.status}")
+
+    for account in sorted({f"account-{key % 20}" for key in range(sites)} | {"warm"}):
+        post(f"/api/accounts/{account}", {"name": account, "roc": "roc"})
+    post("/api/cis/warm", {"ci": "warm", "kind": "site"})
+    for key in range(sites):
+        post(f"/api/cis/account-{key % 20}", {"ci": f"site-{key}", "kind": "site"})
 
 
 def transport_baseline(bootstrap: str, topic: str, count: int) -> float:
@@ -94,6 +113,7 @@ def main() -> None:
                     raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
                 time.sleep(0.2)
             bootstrap = found.group(1)
+            register(port, alarms // REPEATS)
             database = Path(directory) / "itil.sqlite"
             # warm up: wait until the worker has joined (one alarm of its own becomes an incident)
             producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, batch_size=512 * 1024)
@@ -103,6 +123,10 @@ def main() -> None:
             view = sqlite3.connect(database, timeout=60)
             while not view.execute("SELECT COUNT(*) FROM view_incidents WHERE account = 'warm'").fetchone()[0]:
                 time.sleep(0.2)
+            # and the registrations have been through every consumer (the worker is idle)
+            while view.execute("SELECT COUNT(*) FROM view_cis").fetchone()[0] < alarms // REPEATS + 1:
+                time.sleep(0.2)
+            time.sleep(2)
             incidents = alarms // REPEATS
             began = time.perf_counter()
             for message in messages:
@@ -112,7 +136,8 @@ def main() -> None:
             published = time.perf_counter() - began
             while True:
                 seen = view.execute("SELECT COUNT(*) FROM view_incidents WHERE account <> 'warm'").fetchone()[0]
-                if seen >= incidents:
+                taken = view.execute("SELECT COUNT(*) FROM intake_messages").fetchone()[0]
+                if seen >= incidents and taken >= alarms + 1:
                     break
                 if time.perf_counter() - began > 3600:
                     raise TimeoutError(f"only {seen} of {incidents} incidents visible")

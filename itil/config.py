@@ -22,6 +22,13 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
 
 
+def _choice(environ: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = environ.get(name) or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -32,6 +39,7 @@ class Settings:
     deadletter_topic: str = "itil.deadletter"
     events_partitions: int = 4
     worker_group: str = "itil-worker"
+    intake_unknown: str = "refuse"
     store_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -67,6 +75,7 @@ class Settings:
             deadletter_topic=env.get("ITIL_DEADLETTER_TOPIC") or "itil.deadletter",
             events_partitions=partitions,
             worker_group=env.get("ITIL_WORKER_GROUP") or "itil-worker",
+            intake_unknown=_choice(env, "ITIL_INTAKE_UNKNOWN", ("refuse", "accept"), "refuse"),
             store_env=store_env,
         )
 

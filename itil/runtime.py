@@ -77,6 +77,28 @@ class Engine:
     def relay(self, bootstrap: str) -> Relay:
         return Relay(self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions)
 
+    def intake_checks(self) -> dict[str, Any]:
+        """Messages naming an unregistered account or CI go to the dead letters (ITIL_INTAKE_UNKNOWN=refuse)."""
+        if self.settings.intake_unknown == "accept":
+            return {}
+        from domain.configuration import ConfigurationItem
+        from itil.configuration import ci_id
+
+        known: set[tuple[str, str]] = set()  # registered CIs stay registered (retired ones too)
+
+        def known_account(account: str) -> bool:
+            return self.app.find_account(account) is not None
+
+        def known_ci(account: str, ci: str) -> bool:
+            if (account, ci) in known:
+                return True
+            if self.app.find(ci_id(account, ci), ConfigurationItem) is None:
+                return False
+            known.add((account, ci))
+            return True
+
+        return {"known_account": known_account, "known_ci": known_ci}
+
     def tick(self) -> None:
         """What the worker's timer runs: SLA thresholds and breaches, alarm holds that expired."""
         self.sla_process.tick()
@@ -94,7 +116,7 @@ class Engine:
 
         for topic in (*INTAKE_TOPICS, AUTOMATION_REQUESTS_TOPIC, self.settings.deadletter_topic):
             ensure_topic(bootstrap, topic, self.settings.events_partitions)
-        intake = IntakeProcessor(self.app, self.db)
+        intake = IntakeProcessor(self.app, self.db, **self.intake_checks())
         intake.create_tables()
         DeadLetterReplays(self.db).create_tables()
         reader = kafka_partition_reader(bootstrap)

@@ -1171,6 +1171,7 @@ class AlarmEventsConsumer(Process):
     """
 
     name = "alarm_process"
+    reads = ("ConfigurationItem", "MonitoringPolicy", "Incident")
 
     def __init__(self, db: Database, process: AlarmProcess) -> None:
         super().__init__(db)
@@ -1235,6 +1236,7 @@ class AlarmsProjection(Projection):
     """The alarms of each account, current episode first: what the supervision team and the ROC watch."""
 
     name = VIEW_NAME
+    reads = ("Alarm",)
 
     def schema(self) -> Sequence[str]:
         return VIEW_SCHEMA

@@ -35,6 +35,7 @@ class ChangeOutcomeProcess(CommandProcess):
     """Resolves a problem via its completed change; reopens its investigation when the change failed."""
 
     name = "change_outcome_process"
+    reads = ("Problem", "Change")
     actor = "change-outcome-process"
 
     def schema(self) -> Sequence[str]:

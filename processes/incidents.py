@@ -105,6 +105,7 @@ class MassOutageProcess(CommandProcess):
     """Brings the children of a mass outage's parent incident along: restored, then resolved, with it."""
 
     name = "mass_outage_process"
+    reads = ("Incident",)
     actor = "mass-outage-process"
 
     def react(self, envelope: dict[str, Any]) -> None:
@@ -165,6 +166,7 @@ class MajorIncidentProcess(CommandProcess):
     """Informs the account's ROC of each major incident, once; an account without a ROC is logged, not retried."""
 
     name = "major_incident_process"
+    reads = ("Incident",)
     actor = "major-incident-process"
 
     def react(self, envelope: dict[str, Any]) -> None:

@@ -92,6 +92,7 @@ class RecurringIncidentsProcess(CommandProcess):
     """Proposes a problem when incidents keep coming back on one CI (or category) of an account."""
 
     name = "recurring_incidents_process"
+    reads = ("Incident",)
     actor = "recurring-incidents-process"
 
     def __init__(
@@ -301,6 +302,7 @@ class ProblemIncidentsProcess(CommandProcess):
     """Tells the incidents a problem causes what it learnt: its workaround, then its resolution."""
 
     name = "problem_incidents_process"
+    reads = ("Problem", "Incident")
     actor = "problem-incidents-process"
 
     def react(self, envelope: dict[str, Any]) -> None:

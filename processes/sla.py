@@ -147,6 +147,7 @@ class SlaConsumer(Process):
     """Feeds the SLA process from `itil.events`, each incident event once."""
 
     name = "sla_process"
+    reads = ("Incident",)
 
     def __init__(self, db: Database, process: SlaProcess) -> None:
         super().__init__(db)

@@ -83,6 +83,7 @@ class CiRegistryProjection(Projection):
     """Keeps the CI registry from ConfigurationItem events; owns its tables and their queries."""
 
     name = NAME
+    reads = ("ConfigurationItem",)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA

@@ -80,9 +80,36 @@ class TrackedConsumer:
     """Base of projections and processes fed by `itil.events`."""
 
     name = "consumer"
+    reads: tuple[str, ...] = ()
+    """Aggregate types whose events it applies (empty: all). A batch with none of them is passed
+    over without a write transaction (its positions are kept in memory until the next write), and
+    a rebuild reads only those events."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._passed: Moves = {}  # positions passed over in memory, written with the next write
+
+    def relevant(self, envelope: dict[str, Any]) -> bool:
+        return not self.reads or envelope["aggregate_type"] in self.reads
+
+    def _merged(self, tracked: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        merged = dict(tracked)
+        for key, (position, _offset) in self._passed.items():
+            merged[key] = max(merged.get(key, 0), position)
+        return merged
+
+    def _pass_over(self, moved: Moves) -> None:
+        for key, move in moved.items():
+            if move[0] > self._passed.get(key, (0, 0))[0]:
+                self._passed[key] = move
+
+    def _with_passed(self, moved: Moves) -> Moves:
+        combined = dict(self._passed)
+        for key, move in moved.items():
+            if move[0] > combined.get(key, (0, 0))[0]:
+                combined[key] = move
+        self._passed = {}
+        return combined
 
     def create_tables(self) -> None:
         with self.db.transaction() as tx:
@@ -108,7 +135,11 @@ class TrackedConsumer:
                 "SELECT partition_no, position, kafka_offset FROM view_positions WHERE projection = ? AND topic = ?",
                 (self.name, topic),
             ).all()
-        return {r["partition_no"]: (r["position"], r["kafka_offset"]) for r in rows}
+        found = {r["partition_no"]: (r["position"], r["kafka_offset"]) for r in rows}
+        for (passed_topic, partition), move in self._passed.items():
+            if passed_topic == topic and move[0] > found.get(partition, (0, 0))[0]:
+                found[partition] = move
+        return found
 
     def _tracked(self, tx: Transaction) -> dict[tuple[str, int], int]:
         rows = tx.execute(
@@ -148,9 +179,6 @@ class TrackedConsumer:
 class Projection(TrackedConsumer):
     """A read model: its rows and its positions change in one transaction."""
 
-    reads: tuple[str, ...] = ()
-    """Aggregate types whose events it applies (empty: all); lets a rebuild read only those."""
-
     def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
         """Apply a batch once; returns how many events changed the view.
 
@@ -158,11 +186,18 @@ class Projection(TrackedConsumer):
         that events were skipped on its partition; with `skip_gaps` (when re-reading a whole
         partition) such deliveries are passed over instead.
         """
+        if not any(self.relevant(d.envelope) for d in deliveries):
+            with self.db.transaction(write=False) as tx:
+                _fresh, moved, gap = split_fresh(deliveries, self._merged(self._tracked(tx)), skip_gaps)
+            self._pass_over(moved)  # nothing to change: no write, no lock taken from the others
+            if gap is not None:
+                raise gap
+            return 0
         with self.db.transaction() as tx:
             self._lock(tx, {(d.topic, d.partition) for d in deliveries})
-            fresh, moved, gap = split_fresh(deliveries, self._tracked(tx), skip_gaps)
+            fresh, moved, gap = split_fresh(deliveries, self._merged(self._tracked(tx)), skip_gaps)
             applied = self.apply_events(tx, [d.envelope for d in fresh])
-            self._record(tx, moved)
+            self._record(tx, self._with_passed(moved))
         if gap is not None:
             raise gap
         return applied
@@ -177,14 +212,18 @@ class Process(TrackedConsumer):
 
     def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
         with self.db.transaction(write=False) as tx:
-            fresh, moved, gap = split_fresh(deliveries, self._tracked(tx), skip_gaps)
-        for d in fresh:
+            fresh, moved, gap = split_fresh(deliveries, self._merged(self._tracked(tx)), skip_gaps)
+        relevant = [d for d in fresh if self.relevant(d.envelope)]
+        for d in relevant:
             self.react(d.envelope)
-        with self.db.transaction() as tx:
-            self._record(tx, moved)
+        if relevant:
+            with self.db.transaction() as tx:
+                self._record(tx, self._with_passed(moved))
+        else:
+            self._pass_over(moved)
         if gap is not None:
             raise gap
-        return len(fresh)
+        return len(relevant)
 
     def react(self, envelope: dict[str, Any]) -> None:
         raise NotImplementedError

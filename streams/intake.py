@@ -222,6 +222,10 @@ def handles_intake_batches(*message_types: str) -> Callable[[BatchHandler], Batc
     return register
 
 
+CI_REGISTERING_TYPES = frozenset({"ci.state"})
+"""Message types that may name a CI not registered yet (they register it)."""
+
+
 class IntakeRefused(Exception):
     """A handler refuses a message for a reason that is not a rule of the domain (a missing feature)."""
 
@@ -361,12 +365,14 @@ class IntakeProcessor:
         db: Database,
         *,
         known_account: Callable[[str], bool] | None = None,
+        known_ci: Callable[[str, str], bool] | None = None,
         handlers: Mapping[str, IntakeHandler] = INTAKE_HANDLERS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.app = app
         self.db = db
         self.known_account = known_account
+        self.known_ci = known_ci
         self.handlers = handlers
         self.clock = clock
 
@@ -415,9 +421,9 @@ class IntakeProcessor:
         handler = self.handlers.get(message.type)
         if handler is None:
             return dead(f"no handler for {message.type} yet", message)
-        account = message.account
-        if account is not None and self.known_account is not None and not self.known_account(account):
-            return dead(f"unknown account {account!r}", message)
+        unknown = self.unknown(message)
+        if unknown is not None:
+            return dead(unknown, message)
         try:
             result = handler(self.app, message)
         except IntakeRefused as refusal:
@@ -432,6 +438,22 @@ class IntakeProcessor:
                  PROCESSED),
             )  # fmt: skip
         return Outcome(PROCESSED, message=message, result=result)
+
+    def unknown(self, message: IntakeMessage) -> str | None:
+        """Why the message names an account or CI the engine does not know, if it does."""
+        account = message.account
+        if account is not None and self.known_account is not None and not self.known_account(account):
+            return f"unknown account {account!r}: register it first (POST /api/accounts/{{account}})"
+        ci = message.data.get("ci")
+        if (
+            account is not None
+            and isinstance(ci, str)
+            and self.known_ci is not None
+            and message.type not in CI_REGISTERING_TYPES
+            and not self.known_ci(account, ci)
+        ):
+            return f"unknown CI {ci!r} on account {account!r}: register it first (POST /api/cis/{{account}})"
+        return None
 
     def handle_batch(self, items: Sequence[tuple[str, int, int, bytes | None, bytes | None]]) -> list[Outcome]:
         """Carry out several messages in order, as `handle` would, sharing transactions where it can.
@@ -474,9 +496,7 @@ class IntakeProcessor:
             run.clear()
 
         for i, message in fresh:
-            batchable = message.type in INTAKE_BATCH_HANDLERS and (
-                self.known_account is None or message.account is None or self.known_account(message.account)
-            )
+            batchable = message.type in INTAKE_BATCH_HANDLERS and self.unknown(message) is None
             if batchable and (not run or INTAKE_BATCH_HANDLERS[run[0][1].type] is INTAKE_BATCH_HANDLERS[message.type]):
                 run.append((i, message))
                 continue
@@ -599,7 +619,10 @@ def add_intake_agents(
         delay = 0.5
         while True:
             try:
-                return await asyncio.to_thread(processor.handle_batch, items)
+                began = time.perf_counter()
+                outcomes = await asyncio.to_thread(processor.handle_batch, items)
+                log.debug("intake: %d messages in %.3f s", len(items), time.perf_counter() - began)
+                return outcomes
             except Exception:
                 log.exception("intake of a batch of %s messages failed; retrying in %.1fs", len(items), delay)
                 await asyncio.sleep(delay)

@@ -181,7 +181,7 @@ def test_unknown_accounts_are_dead_lettered_when_the_account_check_says_so(
     processor = IntakeProcessor(app, Database.from_store_env(store_env), known_account=known.__contains__)
     processor.create_tables()
     _, outcome = open_incident(processor, account="nobody-we-know")
-    assert (outcome.status, outcome.reason) == (DEAD, "unknown account 'nobody-we-know'")
+    assert outcome.status == DEAD and outcome.reason.startswith("unknown account 'nobody-we-know'")
     assert open_incident(processor)[1].status == PROCESSED
 
 

@@ -111,3 +111,23 @@ def test_gap_is_filled_from_the_real_broker(tmp_path: Path, sqlite_env: dict[str
         Applier(projection, read).apply(published[-1:])
     detail = projection.incident_detail(str(incident), NOW)
     assert (detail["version"], detail["assignment_group"]) == (4, "group-2")
+
+
+def test_batches_of_other_aggregates_take_no_write_and_leave_no_false_gap(
+    projection: AccountIncidentsProjection,
+) -> None:
+    incident = uuid4()
+    events = story(incident, 2)  # positions 1..3 on partition 0
+    other = dict(events[1], aggregate_type="Alarm", event_type="Alarm.Repeated", position=3, previous_position=2)
+    follow = dict(events[2], position=4, previous_position=3)
+    assert projection.apply(deliveries(events[:2])) == 2
+    assert projection.apply(deliveries([other], first_offset=2)) == 0  # nothing of ours: passed over in memory
+    assert projection.positions("itil.events")[0] == (3, 2)
+    with projection.db.transaction(write=False) as tx:  # ... and not written yet
+        assert tx.execute("SELECT position FROM view_positions WHERE projection = ?", (projection.name,)).one() == {
+            "position": 2
+        }
+    # the next event follows position 3: no gap; written with the positions passed over
+    assert projection.apply(deliveries([follow], first_offset=3)) == 1
+    fresh = AccountIncidentsProjection(projection.db)
+    assert fresh.positions("itil.events")[0] == (4, 3)
