@@ -97,6 +97,14 @@ class Incident(Aggregate):
         category: str | None = None
         related_incident: UUID | None = None
 
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 (the walking skeleton) had no category and no related incident."""
+            state.setdefault("category", None)
+            state.setdefault("related_incident", None)
+
     class Acknowledged(Event):
         pass
 

@@ -162,24 +162,36 @@ class MassOutageProcess(CommandProcess):
 MAJOR_INCIDENT_REASON = "major incident declared"
 
 
+ESCALATION_LEVELS = {"roc": "the ROC", "management": "management"}
+
+
 class MajorIncidentProcess(CommandProcess):
-    """Informs the account's ROC of each major incident, once; an account without a ROC is logged, not retried."""
+    """Informs the account's ROC of each major incident and each hierarchical escalation, once.
+
+    An account without a ROC is logged, not retried.
+    """
 
     name = "major_incident_process"
     reads = ("Incident",)
     actor = "major-incident-process"
 
     def react(self, envelope: dict[str, Any]) -> None:
-        if envelope["event_type"] != "Incident.MajorIncidentDeclared":
+        kind = envelope["event_type"]
+        if kind not in ("Incident.MajorIncidentDeclared", "Incident.HierarchicallyEscalated"):
             return
         incident = self.incident(UUID(str(envelope["aggregate_id"])))
         if incident is None:
             return
-        reason = f"{MAJOR_INCIDENT_REASON}: {envelope['payload']['reason']}"
+        p = envelope["payload"]
+        if kind == "Incident.MajorIncidentDeclared":
+            reason = f"{MAJOR_INCIDENT_REASON}: {p['reason']}"
+            subject = f'major incident "{incident.title}" (P{incident.priority})'
+        else:
+            reason = f"hierarchical escalation to {ESCALATION_LEVELS.get(p['level'], p['level'])}: {p['reason']}"
+            subject = f'escalated incident "{incident.title}" (P{incident.priority})'
         account = self.app.find_account(incident.account)
         if account is not None and account.was_informed(incident.id, reason):
             return
-        subject = f'major incident "{incident.title}" (P{incident.priority})'
         command = InformRoc(
             account=incident.account, subject_id=incident.id, subject=subject, reason=reason,
             actor=self.actor, at=when(envelope["occurred_at"]),

@@ -556,6 +556,18 @@ def test_a_major_incident_informs_the_accounts_roc_once(engine: Engine) -> None:
     engine.assert_idempotent()
 
 
+def test_a_hierarchical_escalation_informs_the_accounts_roc(engine: Engine) -> None:
+    engine.do(cmd.RegisterAccount(account=ACCOUNT, roc="roc-anne", actor="service-manager", at=paris(MON, "07:00")))
+    slow = engine.log("R42 router down for the third time", paris(MON, "09:00"))
+    engine.do(cmd.EscalateIncidentHierarchically(slow, level="roc", reason="the customer's director called",
+                                                 actor="n1", at=paris(MON, "09:30")))  # fmt: skip
+    account = engine.app.load(account_id(ACCOUNT), Account, "account")
+    assert [(i["subject_id"], i["reason"]) for i in account.informs] == [
+        (slow, "hierarchical escalation to the ROC: the customer's director called")
+    ]
+    engine.assert_idempotent()
+
+
 def test_a_major_incident_on_an_account_without_roc_is_logged_and_counted_as_handled(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
