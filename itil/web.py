@@ -694,10 +694,16 @@ code{background:#f3f3f3;padding:0 .2rem}</style></head>
 <table id="view"></table>
 <h2>API</h2><ul>
 <li><code>POST /api/incidents</code> (header <code>X-Actor</code>) &rarr; 201 with the id</li>
-<li><code>POST /api/incidents/{id}/{command}</code>: acknowledge, assign, hold, resume, restore,
-resolve, reopen, close, cancel</li>
+<li><code>POST /api/incidents/{id}/{command}</code>: acknowledge, reprioritise, categorise, assign,
+escalate, escalate-hierarchically, declare-major, attach-to, hold, resume, restore, resolve, reopen,
+close, cancel</li>
 <li><code>GET /api/incidents/{id}</code>, <code>GET /api/accounts/{account}/incidents</code>,
-<code>GET /api/accounts/{account}/incidents/{id}</code></li></ul>
+<code>GET /api/accounts/{account}/incidents/{id}</code>, <code>GET /api/accounts/{account}</code></li>
+<li>SLA: <code>/api/sla/accounts/{account}/contract|dashboard|statement|at-risk|breaches|what-if</code>,
+<code>/api/sla/incidents/{id}</code></li>
+<li>Problems <code>/api/problems</code>, changes <code>/api/changes</code>, configuration items
+<code>/api/cis/{account}</code>, alarms <code>/api/accounts/{account}/alarms</code></li>
+<li>Message contracts: <a href="/api/contracts/asyncapi.json">AsyncAPI document</a></li></ul>
 <script>
 document.getElementById('f').onsubmit = async (ev) => {
   ev.preventDefault();
