@@ -203,6 +203,18 @@ def terms_of(data: dict[str, Any]) -> Terms:
     ).validate()
 
 
+def _page(request: web.Request, default: int = 200, most: int = 1000) -> tuple[int, int]:
+    """`limit` (default 200, at most 1000) and `offset` from the query string."""
+    try:
+        limit = int(request.query.get("limit", default))
+        offset = int(request.query.get("offset", 0))
+    except ValueError:
+        raise InvalidCommand("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= most or offset < 0:
+        raise InvalidCommand(f"limit must be 1 to {most} and offset not negative")
+    return limit, offset
+
+
 def _month(request: web.Request, now: datetime) -> str:
     month = request.query.get("month") or now.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m")
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
@@ -600,9 +612,9 @@ class WebApi:
 
     async def account_incidents(self, request: web.Request) -> web.Response:
         include_closed = request.query.get("include", "") == "all"
-        view = await asyncio.to_thread(
-            self.projection.account_incidents, request.match_info["account"], self.clock(), include_closed
-        )
+        limit, offset = _page(request)
+        account, now = request.match_info["account"], self.clock()
+        view = await asyncio.to_thread(self.projection.account_incidents, account, now, include_closed, limit, offset)
         return reply(view)
 
     async def account_incident(self, request: web.Request) -> web.Response:

@@ -286,16 +286,26 @@ class AccountIncidentsProjection(Projection):
 
     # -- reading ------------------------------------------------------------------
 
-    def account_incidents(self, account: str, now: datetime, include_closed: bool = False) -> dict[str, Any]:
-        """One account's incidents: open ones first by priority, with age and assignee."""
+    def account_incidents(
+        self, account: str, now: datetime, include_closed: bool = False, limit: int | None = None, offset: int = 0
+    ) -> dict[str, Any]:
+        """One account's incidents: open ones first by priority, with age and assignee; a page of them."""
         sql = "SELECT * FROM view_incidents WHERE account = ?"
         params: list[Any] = [account]
         if not include_closed:
             sql += f" AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})"
             params += OPEN_STATUSES
         sql += " ORDER BY priority, logged_at, incident_id"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
         with self.db.transaction(write=False) as tx:
             rows = tx.execute(sql, params).all()
+            major = tx.execute(
+                f"SELECT COUNT(*) AS n FROM view_incidents WHERE account = ? AND is_major = 1"
+                f" AND status IN ({', '.join('?' for _ in OPEN_STATUSES)})",
+                (account, *OPEN_STATUSES),
+            ).one()
             counts = tx.execute(
                 "SELECT status, priority, COUNT(*) AS n FROM view_incidents WHERE account = ?"
                 " GROUP BY status, priority",
@@ -312,7 +322,9 @@ class AccountIncidentsProjection(Projection):
             "account": account,
             "as_of": now.isoformat(),
             "incidents": [_listing(r, now) for r in rows],
-            "major_open": sum(1 for r in rows if r["is_major"] and r["status"] in OPEN_STATUSES),
+            "total": sum(n for status, n in by_status.items() if include_closed or status in OPEN_STATUSES),
+            "offset": offset,
+            "major_open": major["n"] if major else 0,
             "open_by_priority": open_by_priority,
             "by_status": by_status,
         }

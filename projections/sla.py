@@ -272,7 +272,55 @@ class SlaDashboardProjection(Projection):
             ).all()
 
     def dashboard(self, account: str, month: str) -> dict[str, Any]:
-        return {"account": account, "month": month, "figures": statement(self.rows(account, month))}
+        """The month's figures, aggregated by the database (the same figures `statement` computes)."""
+        live = "state <> 'cancelled'"
+        with self.db.transaction(write=False) as tx:
+            groups = tx.execute(
+                "SELECT contract_version, priority, metric, MIN(target_seconds) AS target_seconds,"
+                " COUNT(*) AS counted,"
+                " SUM(CASE WHEN met = 1 AND breached_at IS NULL THEN 1 ELSE 0 END) AS met,"
+                " SUM(CASE WHEN breached_at IS NOT NULL OR met = 0 THEN 1 ELSE 0 END) AS breached,"
+                " AVG(CASE WHEN state = 'stopped' THEN elapsed_seconds END) AS mean_elapsed"
+                f" FROM sla_clocks WHERE account = ? AND month = ? AND {live}"
+                " GROUP BY contract_version, priority, metric ORDER BY contract_version, priority, metric",
+                (account, month),
+            ).all()
+            worst = tx.execute(
+                "SELECT contract_version, priority, metric, incident_id, elapsed_seconds, target_seconds FROM ("
+                " SELECT contract_version, priority, metric, incident_id, elapsed_seconds, target_seconds,"
+                " ROW_NUMBER() OVER (PARTITION BY contract_version, priority, metric"
+                "  ORDER BY elapsed_seconds * 1.0 / target_seconds DESC) AS rank"
+                f" FROM sla_clocks WHERE account = ? AND month = ? AND {live}"
+                "  AND state = 'stopped' AND elapsed_seconds IS NOT NULL) ranked WHERE rank <= 3"
+                " ORDER BY contract_version, priority, metric, rank",
+                (account, month),
+            ).all()
+        worst_of: dict[tuple[int, int, str], list[dict[str, Any]]] = {}
+        for w in worst:
+            worst_of.setdefault((w["contract_version"], w["priority"], w["metric"]), []).append(
+                {"incident_id": w["incident_id"], "elapsed_seconds": w["elapsed_seconds"],
+                 "target_seconds": w["target_seconds"]}
+            )  # fmt: skip
+        figures = []
+        for g in groups:
+            decided = g["met"] + g["breached"]
+            mean = g["mean_elapsed"]
+            figures.append(
+                {
+                    "contract_version": g["contract_version"],
+                    "priority": f"P{g['priority']}",
+                    "metric": g["metric"],
+                    "target_seconds": g["target_seconds"],
+                    "counted": g["counted"],
+                    "met": g["met"],
+                    "breached": g["breached"],
+                    "open": g["counted"] - decided,
+                    "compliance_percent": round(100 * g["met"] / decided, 2) if decided else None,
+                    "mean_elapsed_seconds": round(float(mean), 1) if mean is not None else None,
+                    "worst": worst_of.get((g["contract_version"], g["priority"], g["metric"]), []),
+                }
+            )
+        return {"account": account, "month": month, "figures": figures}
 
     def monthly_statement(self, account: str, month: str) -> dict[str, Any]:
         rows = self.rows(account, month)

@@ -7,7 +7,7 @@ notification log, so no test waits on Kafka here (the broker path has its own te
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
@@ -272,3 +272,18 @@ def test_redelivered_events_change_no_clock(engine: Engine) -> None:
     for n in engine.app.recorder.select_notifications(start=1, limit=1000):
         engine.process.react(decode(encode(envelope_of(engine.app.mapper.to_domain_event(n), n.id))))
     assert len(engine.sla_events(incident)) == count
+
+
+def test_the_dashboard_aggregated_by_the_database_equals_the_statement(engine: Engine) -> None:
+    for n, (restored, hour) in enumerate([("11:00", "09:00"), ("16:00", "10:00"), ("12:30", "11:00")]):
+        incident = engine.log(paris("2026-05-18", hour), impact=1 + n % 2)
+        engine.do(cmd.AcknowledgeIncident(incident, actor="n1", at=paris("2026-05-18", hour) + timedelta(minutes=5)))
+        engine.do(cmd.RestoreService(incident, actor="n2", at=paris("2026-05-18", restored)))
+    cancelled = engine.log(paris("2026-05-18", "11:30"))
+    engine.do(cmd.CancelIncident(cancelled, reason="duplicate", actor="n1", at=paris("2026-05-18", "11:35")))
+    engine.at(paris("2026-05-18", "17:00"))
+    from projections.sla import statement
+
+    assert engine.sla.dashboard("resto-chain", "2026-05")["figures"] == statement(
+        engine.sla.rows("resto-chain", "2026-05")
+    )
