@@ -9,6 +9,7 @@ must read the partition again before going on.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,7 @@ def split_fresh(
     return fresh, moved, None
 
 
-class TrackedConsumer:
+class TrackedConsumer(ABC):
     """Base of projections and processes fed by `itil.events`."""
 
     name = "consumer"
@@ -172,8 +173,9 @@ class TrackedConsumer:
             [(self.name, t, p, pos, off) for (t, p), (pos, off) in moved.items()],
         )
 
+    @abstractmethod
     def apply(self, deliveries: Sequence[Delivery], skip_gaps: bool = False) -> int:
-        raise NotImplementedError
+        """Apply a batch once; returns how many events it applied."""
 
 
 class Projection(TrackedConsumer):
@@ -202,9 +204,9 @@ class Projection(TrackedConsumer):
             raise gap
         return applied
 
+    @abstractmethod
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
         """Change the view's rows for these events, in order; returns how many changed it."""
-        raise NotImplementedError
 
 
 class Process(TrackedConsumer):
@@ -225,5 +227,6 @@ class Process(TrackedConsumer):
             raise gap
         return len(relevant)
 
+    @abstractmethod
     def react(self, envelope: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Issue the commands this event calls for (idempotently)."""
