@@ -43,7 +43,11 @@ def cmd_up(args: argparse.Namespace) -> None:
         engine = Engine(settings)
         fapp, appliers = engine.faust_app(bootstrap)
         relay = engine.relay(bootstrap)
-        banner = f"  (Kafka: {bootstrap}; see the events: kcat -b {bootstrap} -t {settings.events_topic} -C)"
+        from pathlib import Path
+
+        kcat = Path(sys.prefix) / "bin" / "kcat"  # the wrapper `make setup` installs (see README)
+        kcat_command = str(kcat) if kcat.exists() else "kcat"
+        banner = f"  (Kafka: {bootstrap}; see the events: {kcat_command} -b {bootstrap} -t {settings.events_topic} -C)"
         worker = faust.Worker(
             fapp,
             ThreadService("relay", relay.run),
