@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import mode
 from aiohttp import web
@@ -28,6 +29,9 @@ from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection
 from streams.relay import Relay
+
+if TYPE_CHECKING:
+    from streams.contracts import IntakeMessage
 
 EXTRA_ROUTES += [
     Route("GET", "/api/contracts/asyncapi.json", asyncapi_route, "public", "none"),
@@ -81,13 +85,20 @@ class Engine:
         """Messages naming an unregistered account or CI go to the dead letters (ITIL_INTAKE_UNKNOWN=refuse)."""
         if self.settings.intake_unknown == "accept":
             return {}
+        from domain.account import account_id
         from domain.configuration import ConfigurationItem
         from itil.configuration import ci_id
 
         known: set[tuple[str, str]] = set()  # registered CIs stay registered (retired ones too)
+        accounts: set[str] = set()  # so do accounts: a yes is remembered, a no asked again
 
         def known_account(account: str) -> bool:
-            return self.app.find_account(account) is not None
+            if account in accounts:
+                return True
+            if self.app.find_account(account) is None:
+                return False
+            accounts.add(account)
+            return True
 
         def known_ci(account: str, ci: str) -> bool:
             if (account, ci) in known:
@@ -97,7 +108,23 @@ class Engine:
             known.add((account, ci))
             return True
 
-        return {"known_account": known_account, "known_ci": known_ci}
+        def learn(messages: Sequence[IntakeMessage]) -> None:
+            """Look up the accounts and CIs a batch names and the checks have not met yet, in one query."""
+            names: dict[UUID, tuple[str, str] | str] = {}
+            for m in messages:
+                account, ci = m.account, m.data.get("ci")
+                if not isinstance(account, str):
+                    continue
+                if account not in accounts:
+                    names[account_id(account)] = account
+                if isinstance(ci, str) and (account, ci) not in known:
+                    names[ci_id(account, ci)] = (account, ci)
+            if names:
+                for found in self.app.stored_versions(list(names)):
+                    name = names[found]
+                    accounts.add(name) if isinstance(name, str) else known.add(name)
+
+        return {"known_account": known_account, "known_ci": known_ci, "learn": learn}
 
     def tick(self) -> None:
         """What the worker's timer runs: SLA thresholds and breaches, alarm holds that expired."""

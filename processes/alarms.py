@@ -51,6 +51,7 @@ from domain.monitoring import (
     MonitoringPolicy,
     alarm_id,
     automation_request_id,
+    episode_incident_id,
     policy_id,
     rule_for,
 )
@@ -344,6 +345,19 @@ def process_for(app: ItilApplication) -> AlarmProcess:
     return process
 
 
+@dataclass
+class _Batch:
+    """What a batch of sightings changed in memory and has not saved yet."""
+
+    pending: dict[UUID, Alarm | Incident] = field(default_factory=dict)
+    absent: set[UUID] = field(default_factory=set)
+    """Alarms known not to be stored (no need to look for them)."""
+    prepared: dict[Any, Any] = field(default_factory=dict)
+    """The application's cache for LogIncident commands carried out without saving."""
+    sighting: bool = False
+    """A sighting is being carried out: its changes wait for the next save."""
+
+
 class AlarmProcess:
     """Turns supervision alarms into incidents: dedup, flapping holds, mass-outage correlation, automation."""
 
@@ -376,6 +390,7 @@ class AlarmProcess:
         self.counters = Counters()
         self._lock = threading.RLock()
         self._alarms: OrderedDict[UUID, Alarm] = OrderedDict()
+        self._batch: _Batch | None = None
         _PROCESSES[app] = self
 
     def create_tables(self) -> None:
@@ -480,57 +495,83 @@ class AlarmProcess:
     def take(self, messages: Sequence[IntakeMessage]) -> list[Any]:
         """Carry out a batch of alarm and automation messages in order; each one's result or DomainError.
 
-        During a storm most messages repeat an alarm already open: those only change the alarm, so
-        they are applied in memory and saved together, in one transaction, before any other message
-        is carried out (one alarm's messages keep their order). Should that save meet a concurrent
-        one, the repeats are carried out again one by one.
+        During a storm most messages raise or repeat alarms: those change only new or open alarms
+        and log new incidents, so they are carried out in memory and everything they changed is
+        saved in one transaction (group commit). Before anything that needs those aggregates
+        stored (attaching to an outage, restoring, asking for automation, a clear), what is
+        pending is saved first, so one alarm's messages keep their order. Should a save meet a
+        concurrent one, the messages it held are carried out again one by one.
         """
         results: list[Any] = [None] * len(messages)
-        repeats: dict[UUID, Alarm] = {}
-        waiting: list[int] = []
-
-        def flush() -> None:
-            if not repeats:
-                return
-            try:
-                self.app.save(*repeats.values())
-            except IntegrityError:
-                for aggregate_id in repeats:
-                    self._alarms.pop(aggregate_id, None)
-                for i in waiting:
-                    results[i] = self._one(messages[i])
-            else:
-                self.app.saved()
-                for aggregate_id, alarm in repeats.items():
-                    self._cache(aggregate_id, alarm)
-                for i in waiting:
-                    results[i] = repeats[alarm_id(messages[i].data["account"], messages[i].data["dedup_key"])]
-            repeats.clear()
-            waiting.clear()
-
         with self._lock:
-            for i, message in enumerate(messages):
-                if message.type in ("alarm.raised", "alarm.updated"):
-                    d = message.data
-                    aggregate_id = alarm_id(d["account"], d["dedup_key"])
-                    alarm = repeats.get(aggregate_id) or self._load(aggregate_id)
-                    if alarm is not None and alarm.is_active and alarm.last_seen and message.at > alarm.last_seen:
+            self._batch = _Batch()
+            try:
+                self._prefetch(messages)
+                for i, message in enumerate(messages):
+                    if message.type in ("alarm.raised", "alarm.updated"):
+                        self._batch.sighting = True
                         try:
-                            alarm.raise_alarm(
-                                ci=d["ci"], check=d["check"], severity=d["severity"], summary=d.get("summary") or "",
-                                hold_seconds=0, actor=message.source, at=message.at,
-                            )  # fmt: skip
+                            results[i] = self.sighted(message)
                         except DomainError as refusal:
                             results[i] = refusal
-                            continue
-                        repeats[aggregate_id] = alarm
-                        waiting.append(i)
-                        self.counters.alarms += 1
+                        finally:
+                            self._batch.sighting = False
                         continue
-                flush()
-                results[i] = self._one(message)
-            flush()
+                    self._flush()
+                    results[i] = self._one(message)
+                self._flush()
+            finally:
+                self._batch = None
         return results
+
+    def _prefetch(self, messages: Sequence[IntakeMessage]) -> None:
+        """Which of the batch's alarms (and their first incidents) are not stored yet, in one query."""
+        assert self._batch is not None
+        ids = {
+            alarm_id(m.data["account"], m.data["dedup_key"])
+            for m in messages
+            if m.type in ("alarm.raised", "alarm.updated")
+        }
+        ids -= self._alarms.keys()
+        if not ids:
+            return
+        firsts = {episode_incident_id(i, 1): i for i in ids}
+        stored = self.app.stored_versions([*ids, *firsts])
+        self._batch.absent = {i for i in ids if i not in stored}
+        for incident_id, alarm in firsts.items():
+            if incident_id not in stored and alarm in self._batch.absent:
+                self._batch.prepared[incident_id] = None  # LogIncident need not look for it
+
+    def _flush(self) -> None:
+        """Save what the batch changed so far, in one transaction.
+
+        Should it meet a concurrent save, nothing of it is kept (not even in the caches) and the
+        error goes up: the intake carries the batch out again, its messages finding what is stored.
+        """
+        batch = self._batch
+        if batch is None or not batch.pending:
+            return
+        pending = list(batch.pending.values())
+        batch.pending.clear()
+        try:
+            self.app.save(*pending)
+        except IntegrityError:
+            batch.prepared.clear()
+            for aggregate in pending:
+                self._alarms.pop(aggregate.id, None)
+                if isinstance(aggregate, Incident):
+                    self.forget_incident(aggregate.id)  # never stored: nothing may join it
+            raise
+        self.app.saved()
+        for aggregate in pending:
+            if isinstance(aggregate, Alarm):
+                self._cache(aggregate.id, aggregate)
+                batch.absent.discard(aggregate.id)
+
+    def _defer(self, aggregate: Alarm | Incident) -> None:
+        """Keep a changed aggregate for the batch's next save (the message being carried out changed it)."""
+        assert self._batch is not None
+        self._batch.pending[aggregate.id] = aggregate
 
     def _one(self, message: IntakeMessage) -> Any:
         handle = {
@@ -715,6 +756,7 @@ class AlarmProcess:
 
     def _complete(self, outage: Outage) -> None:
         """Log the outage's parent (if it is a new incident) and attach every incident behind it so far."""
+        self._flush()  # the incidents to attach are stored first
         account, upstream, parent = outage.account, outage.upstream, outage.parent_id
         started = instant(outage.started_us)
         if outage.parent_is_new:
@@ -884,6 +926,7 @@ class AlarmProcess:
             log.error("no automation publisher is wired: %s for %s not requested", rule.automation, alarm.dedup_key)
             return
         at = alarm.last_seen or alarm.started_at
+        self._flush()  # the incident exists before anyone is asked to act on it
         with self.db.transaction() as tx:
             tx.execute(
                 "INSERT INTO alarm_automations (request_id, alarm_id) VALUES (?, ?)"
@@ -928,7 +971,7 @@ class AlarmProcess:
         assert alarm.ci is not None and alarm.check is not None and alarm.severity is not None
         summary = alarm.summary_text or f"{alarm.severity} alarm"
         raised = alarm.started_at.isoformat() if alarm.started_at else at.isoformat()
-        self.app.handle(
+        log_incident = (
             LogIncident(
                 id=incident_id,
                 account=alarm.account,
@@ -946,6 +989,13 @@ class AlarmProcess:
                 ),
             )  # fmt: skip
         )
+        batch = self._batch
+        if batch is not None and batch.sighting:
+            incident = self.app.prepare(log_incident, batch.prepared)
+            if isinstance(incident, Incident) and incident.pending_events:
+                self._defer(incident)
+        else:
+            self.app.handle(log_incident)
         self.counters.incidents += 1
 
     def _attach(self, child: UUID, parent: UUID, at: datetime, actor: str) -> None:
@@ -961,6 +1011,7 @@ class AlarmProcess:
             self.counters.refused.append(str(refusal))
 
     def _restore(self, incident_id: UUID, actor: str, at: datetime, note: str) -> None:
+        self._flush()
         incident = self.app.find(incident_id, Incident)
         if incident is None or incident.status not in NOT_RESTORED:
             return
@@ -969,6 +1020,7 @@ class AlarmProcess:
 
     def _at_or_later(self, make: Callable[[datetime], Any], at: datetime, *incidents: UUID) -> Any:
         """Carry out the command at `at`, or at the incidents' last step when people already acted later."""
+        self._flush()
         try:
             return self.app.handle(make(at))
         except InvalidCommand as refusal:
@@ -978,6 +1030,7 @@ class AlarmProcess:
         return self.app.handle(make(max([at, *(f.last_at for f in found if f is not None)])))
 
     def _issue(self, command: Any) -> Any | None:
+        self._flush()
         try:
             return self.app.handle(command)
         except ConcurrencyConflict:
@@ -1023,6 +1076,13 @@ class AlarmProcess:
     # -- alarms: load, change, save -------------------------------------------------------------
 
     def _load(self, aggregate_id: UUID) -> Alarm | None:
+        batch = self._batch
+        if batch is not None:
+            pending = batch.pending.get(aggregate_id)
+            if isinstance(pending, Alarm):
+                return pending
+            if aggregate_id in batch.absent:
+                return None
         cached = self._alarms.get(aggregate_id)
         if cached is not None:
             self._alarms.move_to_end(aggregate_id)
@@ -1043,6 +1103,26 @@ class AlarmProcess:
         The cached alarm is only ever this process's: a concurrent save elsewhere makes the save fail,
         and the alarm is then read again from the store and the command tried again.
         """
+        aggregate_id = alarm_id(account, key)
+        batch = self._batch if self._batch is not None and self._batch.sighting else None
+        if batch is not None:
+            alarm = self._load(aggregate_id)
+            if alarm is not None and aggregate_id in batch.pending and not alarm.is_active:
+                self._flush()  # a new episode starts from what is stored: a refusal then drops nothing
+                alarm = self._load(aggregate_id)
+            if alarm is None:
+                if not create:
+                    return None, "not_active"
+                alarm = Alarm.track(account=account, dedup_key=key, actor=actor, at=at)
+            try:
+                result = act(alarm)
+            except BaseException:
+                if aggregate_id not in batch.pending:
+                    self._alarms.pop(aggregate_id, None)
+                raise
+            if alarm.pending_events:
+                self._defer(alarm)
+            return alarm, result
         aggregate_id = alarm_id(account, key)
         for _attempt in range(CONFLICT_RETRIES):
             alarm = self._load(aggregate_id)

@@ -366,6 +366,7 @@ class IntakeProcessor:
         *,
         known_account: Callable[[str], bool] | None = None,
         known_ci: Callable[[str, str], bool] | None = None,
+        learn: Callable[[Sequence[IntakeMessage]], None] | None = None,
         handlers: Mapping[str, IntakeHandler] = INTAKE_HANDLERS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
@@ -373,6 +374,7 @@ class IntakeProcessor:
         self.db = db
         self.known_account = known_account
         self.known_ci = known_ci
+        self.learn = learn
         self.handlers = handlers
         self.clock = clock
 
@@ -477,6 +479,8 @@ class IntakeProcessor:
                 continue
             in_batch.add(message.message_id)
             fresh.append((i, message))
+        if self.learn is not None:
+            self.learn([m for _, m in fresh])  # the accounts and CIs of a batch looked up together
         done: list[IntakeMessage] = []
         run: list[tuple[int, IntakeMessage]] = []
 

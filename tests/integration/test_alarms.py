@@ -2,8 +2,9 @@
 
 The store, the intake processor, the alarm process, the CI registry and the views are the real ones
 (SQLite and PostgreSQL). Messages go through `IntakeProcessor.handle` as the intake agents hand them
-over (the Kafka wiring has its own tests); stored events are pumped to the consumers as the worker
-would; the clock is the test's.
+over one at a time, and again through `IntakeProcessor.handle_batch` as they hand over a storm (the
+Kafka wiring has its own tests); stored events are pumped to the consumers as the worker would; the
+clock is the test's.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from eventsourcing.persistence import IntegrityError
 
 import itil.monitoring  # noqa: F401 - registers the alarm rules handler and routes
 from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
@@ -61,7 +63,9 @@ def site(n: int) -> str:
 class Engine:
     """The supervision side of the engine in one process, with a hand-driven clock."""
 
-    def __init__(self, env: dict[str, str], **parameters: Any) -> None:
+    def __init__(self, env: dict[str, str], batched: bool = False, **parameters: Any) -> None:
+        self.batched = batched
+        self.queued: list[tuple[str, int, int, bytes | None, bytes | None]] = []
         self.now = T0
         self.app = ItilApplication(env=env)
         self.db = Database.from_store_env(env)
@@ -70,7 +74,7 @@ class Engine:
         self.incidents = AccountIncidentsProjection(self.db)
         self.sent: list[dict[str, Any]] = []
         self.process = AlarmProcess(
-            self.app, self.db, self.registry, publisher=self.sent.append, clock=lambda: self.now, **parameters
+            self.app, self.db, self.registry, publisher=self.publish, clock=lambda: self.now, **parameters
         )
         self.watch = AlarmEventsConsumer(self.db, self.process)
         self.outages = MassOutageProcess(self.db, self.app)
@@ -83,8 +87,23 @@ class Engine:
         self.messages: list[tuple[str, bytes]] = []
         self.counter = 0
 
+    def publish(self, request: dict[str, Any]) -> None:
+        """The automation platform is asked to act on an incident: it must be stored by then."""
+        assert self.app.find(UUID(request["incident_id"]), Incident) is not None, "automation before its incident"
+        self.sent.append(request)
+
+    def carry_out_queued(self) -> Outcome | None:
+        """Hand the queued messages to the intake in one batch, as the intake agent does in a storm."""
+        if not self.queued:
+            return None
+        outcomes = self.intake.handle_batch(self.queued)
+        self.queued.clear()
+        assert not [o.reason for o in outcomes if o.dead]
+        return outcomes[-1]
+
     def pump(self) -> None:
         """Deliver every stored event not yet delivered to the views and processes."""
+        self.carry_out_queued()
         while True:
             notifications = self.app.recorder.select_notifications(start=self.published + 1, limit=1000)
             if not notifications:
@@ -116,7 +135,14 @@ class Engine:
         topic = TOPICS[message_type.split(".")[0]]
         raw = json.dumps(message).encode()
         self.messages.append((topic, raw))
-        outcome = self.intake.handle(topic, 0, self.counter, None, raw)
+        if self.batched:
+            self.queued.append((topic, 0, self.counter, None, raw))
+            if not pump:
+                return Outcome("queued")
+            outcome = self.carry_out_queued()
+            assert outcome is not None
+        else:
+            outcome = self.intake.handle(topic, 0, self.counter, None, raw)
         assert not outcome.dead, outcome.reason
         if pump:
             self.pump()
@@ -177,9 +203,9 @@ class Engine:
         return [self.app.get_incident(UUID(i)) for i in ids]
 
 
-@pytest.fixture
-def engine(store_env: dict[str, str]) -> Engine:
-    return Engine(store_env)
+@pytest.fixture(params=["one by one", "in batches"])
+def engine(store_env: dict[str, str], request: pytest.FixtureRequest) -> Engine:
+    return Engine(store_env, batched=request.param == "in batches")
 
 
 # -- mass outages ---------------------------------------------------------------------------------
@@ -446,6 +472,39 @@ def test_a_redelivered_storm_finds_the_incidents_it_opened(engine: Engine) -> No
     engine.redeliver_everything()
     assert engine.stored() == before
     assert len(engine.monitoring_incidents()) == 11
+
+
+def test_a_storm_batch_that_meets_a_concurrent_save_is_carried_out_again_whole(
+    store_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(store_env, batched=True)
+    engine.carrier_sites(4)
+    save = engine.app.save
+    refused: list[int] = []
+
+    def someone_saved_first(*aggregates: Any, **kwargs: Any) -> Any:
+        if len(aggregates) > 1 and not refused:
+            refused.append(len(aggregates))
+            raise IntegrityError("someone saved first")
+        return save(*aggregates, **kwargs)
+
+    monkeypatch.setattr(engine.app, "save", someone_saved_first)
+    before = engine.stored()
+    for n in range(1, 5):
+        engine.alarm("raised", site(n), "ping", at(n), pump=False)
+        engine.alarm("updated", site(n), "ping", at(10 + n), pump=False)
+    with pytest.raises(IntegrityError):
+        engine.carry_out_queued()  # the intake agent retries the batch
+    assert refused and engine.stored() == before
+
+    engine.pump()
+    incidents = engine.monitoring_incidents()
+    parents = [i for i in incidents if i.children]
+    assert len(parents) == 1 and len(incidents) == 5
+    for n in range(1, 5):
+        alarm = engine.alarm_of(site(n), "ping")
+        assert (alarm.count, alarm.episode) == (2, 1)
+        assert engine.incident(alarm.incident_id).parent_id == parents[0].id
 
 
 # -- fleet ----------------------------------------------------------------------------------------
