@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -11,9 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
@@ -24,6 +25,8 @@ from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
 
 CONFLICT_RETRIES = 5
+STORED = "stored versions"
+"""Key, in group commit's batch cache, of the stored versions of what the batch's commands read."""
 
 
 class ConcurrencyConflict(DomainError):
@@ -429,6 +432,36 @@ class ItilApplication(Application[UUID]):
         super().__init__(env=env)
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
+        self._versions_statement: Any = None
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's save: collect the pending events, then record them."""
+        return self.record(self.collect(*objs, **kwargs))
+
+    def collect(self, *objs: Any, **kwargs: Any) -> ProcessingEvent[UUID]:
+        """The pending events of these aggregates (now no longer pending), ready for `record`.
+
+        As the library's, but telling aggregates apart by their class: the library asks each object
+        whether it follows its runtime-checkable protocols, which on Python 3.11 costs some 15 µs
+        per aggregate, a tenth of group commit's whole work per command.
+        """
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                processing_event.events.extend(obj.collect_events())
+                processing_event.aggregates[obj.id] = obj
+            elif obj is not None:
+                processing_event.collect_events(obj)
+        processing_event.saved_kwargs.update(kwargs)
+        return processing_event
+
+    def record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Store collected events in one transaction (IntegrityError: another writer saved first)."""
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)
+        return recordings
 
     def handle(self, command: Any) -> Any:
         """Carry out one command; returns the aggregate it changed, as it stands afterwards."""
@@ -472,24 +505,41 @@ class ItilApplication(Application[UUID]):
             return {}
         recorder: Any = self.recorder
         table = recorder.events_table_name
+        by_hex = {i.hex: i for i in ids}  # ids go and come back as text: cheaper than as UUIDs
         if hasattr(recorder.datastore, "schema"):  # PostgreSQL
-            from psycopg.sql import SQL, Identifier
+            if self._versions_statement is None:
+                from psycopg.sql import SQL, Identifier
 
-            statement = SQL(
-                "SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{table}"
-                " WHERE originator_id = ANY(%s) GROUP BY originator_id"
-            ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
+                self._versions_statement = SQL(
+                    "SELECT replace(originator_id::text, '-', '') AS id, MAX(originator_version) AS version"
+                    " FROM {schema}.{table} WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id"
+                ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
             with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(statement, [list(ids)])
-                return {row["originator_id"]: row["version"] for row in curs.fetchall()}
-        marks = ",".join("?" * len(ids))
-        with recorder.datastore.transaction(commit=False) as c:
+                curs.execute(self._versions_statement, [list(by_hex)], prepare=True)
+                return {by_hex[row["id"]]: row["version"] for row in curs.fetchall()}
+        # One SELECT is a read transaction of its own: no BEGIN and ROLLBACK around it.
+        with recorder.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
             c.execute(
-                f"SELECT originator_id, MAX(originator_version) AS version FROM {table}"
-                f" WHERE originator_id IN ({marks}) GROUP BY originator_id",
-                [i.hex for i in ids],
+                f"SELECT originator_id, MAX(originator_version) FROM {table}"
+                f" WHERE originator_id IN ({','.join('?' * len(by_hex))}) GROUP BY originator_id",
+                list(by_hex),
             )
-            return {UUID(row["originator_id"]): row["version"] for row in c.fetchall()}
+            return {by_hex[row[0]]: row[1] for row in c.fetchall()}
+
+    def read_by(self, command: Any) -> tuple[UUID, ...]:
+        """The aggregates `prepare` reads for this command whose stored versions group commit checks first.
+
+        The incident, and for a new incident its account (for the priority matrix): with their
+        versions from the batch's one query, an account nobody changed is not read again.
+        """
+        if isinstance(command, LogIncident):
+            account = command.account
+            if isinstance(account, str) and account.strip():
+                return (command.id, _account_id(account))
+            return (command.id,)
+        incident_id = getattr(command, "incident_id", None)
+        return (incident_id,) if isinstance(incident_id, UUID) else ()
 
     def can_prepare(self, command: Any) -> bool:
         """Whether `prepare` can carry out this command (for group commit)."""
@@ -500,13 +550,14 @@ class ItilApplication(Application[UUID]):
 
         Group commit calls this for each command of a batch, then saves every changed
         aggregate in one transaction; commands on one incident see each other's effects.
+        `cache[STORED]`, when there, holds the stored versions of what `read_by` named.
         """
         if isinstance(command, LogIncident):
             found = cache[command.id] if command.id in cache else self._find(command.id)
             if found is None:
                 matrices = cache.setdefault("matrices", {})  # one account read per batch
                 if command.account not in matrices:
-                    matrices[command.account] = self.priority_matrix(command.account)
+                    matrices[command.account] = self._matrix_as_stored(command.account, cache.get(STORED))
                 found = self._new_incident(command, matrices[command.account])
             cache[command.id] = found
             return found
@@ -560,6 +611,15 @@ class ItilApplication(Application[UUID]):
     def priority_matrix(self, account: str) -> Mapping[tuple[int, int], int]:
         """The account's impact × urgency -> priority matrix (the common one unless it has its own)."""
         found = self.find_account(account)
+        return DEFAULT_MATRIX if found is None else found.matrix
+
+    def _matrix_as_stored(self, account: str, stored: Mapping[UUID, int] | None) -> Mapping[tuple[int, int], int]:
+        """The account's matrix, given its stored version (absent from `stored`: never registered)."""
+        if stored is None or not isinstance(account, str) or not account.strip():
+            return self.priority_matrix(account)
+        aggregate_id = _account_id(account)
+        version = stored.get(aggregate_id)
+        found = None if version is None else _ACCOUNTS.current(self, aggregate_id, version)
         return DEFAULT_MATRIX if found is None else found.matrix
 
     def reopen_period(self, account: str) -> timedelta:
@@ -825,9 +885,12 @@ class _AccountsRead:
         self._lock = threading.Lock()
         self._known: weakref.WeakKeyDictionary[ItilApplication, dict[UUID, Account]] = weakref.WeakKeyDictionary()
 
-    def current(self, app: ItilApplication, aggregate_id: UUID) -> Account | None:
+    def current(self, app: ItilApplication, aggregate_id: UUID, stored_version: int | None = None) -> Account | None:
+        """The account as stored; given its `stored_version` (just read), one already known at it is not read."""
         with self._lock:
             known = self._known.setdefault(app, {}).get(aggregate_id)
+        if known is not None and stored_version == known.version:
+            return known
         if known is None:
             fresh = app.find(aggregate_id, Account)
         else:
@@ -844,3 +907,8 @@ class _AccountsRead:
 
 
 _ACCOUNTS = _AccountsRead()
+
+
+@functools.lru_cache(maxsize=4096)
+def _account_id(account: str) -> UUID:
+    return account_id(account)

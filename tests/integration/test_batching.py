@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -84,3 +85,76 @@ def test_changes_made_by_another_writer_are_seen_before_the_next_command(store_e
     committer.stop()
     assert outcome.summary["version"] == 3
     assert app.stored_versions([i, uuid4()]) == {i: 3}
+
+
+class HeldApplication(ItilApplication):
+    """Its next write waits to be let go, or fails, so a test can act while a batch is being written."""
+
+    name = "itil"  # the same tables as the other writer's
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        self.hold = False
+        self.fail_with: Exception | None = None
+        self.writing = threading.Event()
+        self.let_go = threading.Event()
+
+    def record(self, processing_event):  # type: ignore[no-untyped-def]
+        if self.hold:
+            self.hold = False
+            self.writing.set()
+            assert self.let_go.wait(30)
+            if self.fail_with is not None:
+                raise self.fail_with
+        return super().record(processing_event)
+
+
+def _prepared(committer: GroupCommitter) -> None:
+    deadline = time.monotonic() + 10
+    while committer._incoming and time.monotonic() < deadline:  # taken by the committer
+        time.sleep(0.01)
+    time.sleep(0.2)  # and carried out on top of the batch being written
+
+
+def test_a_batch_built_on_a_batch_that_lost_a_conflict_is_carried_out_again(store_env: dict[str, str]) -> None:
+    app = HeldApplication(store_env)
+    other = ItilApplication(env=store_env)
+    committer = GroupCommitter(app).start()
+    i = uuid4()
+    committer.handle(log(i))
+    app.hold = True
+    acknowledged = committer.submit(cmd.AcknowledgeIncident(i, actor="n1", at=T0 + timedelta(minutes=1)))
+    assert app.writing.wait(10)
+    assigned = committer.submit(cmd.AssignIncident(i, group="N2 network", actor="n1", at=T0 + timedelta(minutes=2)))
+    _prepared(committer)
+    assert not assigned.done()  # not answered before the batch it was built on has committed
+    other.handle(cmd.AcknowledgeIncident(i, actor="n2", at=T0 + timedelta(minutes=1)))  # saved first
+    app.let_go.set()
+    with pytest.raises(IllegalTransition, match="already acknowledged"):
+        acknowledged.result(timeout=30)
+    assert assigned.result(timeout=30).summary["version"] == 3
+    committer.stop()
+    history = ItilApplication(env=store_env).history(i)
+    assert [type(e).__name__ for e in history] == ["Logged", "Acknowledged", "Assigned"]
+    assert history[1].actor == "n2"  # type: ignore[attr-defined]
+
+
+def test_a_failed_write_leaves_nothing_half_done_in_memory(store_env: dict[str, str]) -> None:
+    app = HeldApplication(store_env)
+    committer = GroupCommitter(app).start()
+    i = uuid4()
+    committer.handle(log(i))
+    app.hold, app.fail_with = True, RuntimeError("the disk is full")
+    acknowledged = committer.submit(cmd.AcknowledgeIncident(i, actor="n1", at=T0 + timedelta(minutes=1)))
+    assert app.writing.wait(10)
+    assigned = committer.submit(cmd.AssignIncident(i, group="N2 network", actor="n1", at=T0 + timedelta(minutes=2)))
+    _prepared(committer)
+    app.let_go.set()
+    with pytest.raises(RuntimeError, match="disk is full"):
+        acknowledged.result(timeout=30)
+    summary = assigned.result(timeout=30).summary  # carried out again on the incident as stored
+    assert (summary["version"], summary["status"], summary["acknowledged_at"]) == (2, "assigned", None)
+    outcome = committer.handle(cmd.AcknowledgeIncident(i, actor="n1", at=T0 + timedelta(minutes=4)))
+    committer.stop()
+    assert outcome.summary["version"] == 3
+    assert [type(e).__name__ for e in app.history(i)] == ["Logged", "Assigned", "Acknowledged"]
