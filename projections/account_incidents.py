@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -144,13 +145,38 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+_DETAILS = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+"""The timeline's details: the payload as published (keys sorted), whether it came off the
+broker or straight from the store; one encoder for all (`json.dumps` with options builds one a call)."""
+_row_values = operator.itemgetter(*_COLUMNS)
+
+
+def _timeline_row(incident_id: str, e: dict[str, Any]) -> tuple[Any, ...]:
+    """`timeline_entry` as the timeline table's row."""
+    p = e["payload"]
+    event_type = e["event_type"]
+    summarise = _SUMMARIES.get(event_type.rpartition(".")[2])
+    return (
+        incident_id, e["aggregate_version"], e["position"], event_type, _iso(e["occurred_at"]), e["actor"],
+        summarise(p) if summarise is not None else event_type.rpartition(".")[2], _DETAILS.encode(p),
+    )  # fmt: skip
+
+
 def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
     """The incident's row after one event (the view's copy of the aggregate's rules)."""
+    return _apply_in_place(None if row is None else dict(row), e)
+
+
+_EMPTY_ROW = dict.fromkeys(_COLUMNS)
+
+
+def _apply_in_place(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
+    """`_apply`, changing `row` itself (a row the caller owns: no copy per event)."""
     p = e["payload"]
-    kind = e["event_type"].split(".")[-1]
+    kind = e["event_type"].rpartition(".")[2]
     at = _iso(e["occurred_at"])
     if kind == "Logged":
-        row = {c: None for c in _COLUMNS}
+        row = _EMPTY_ROW.copy()
         row.update(
             incident_id=str(e["aggregate_id"]), account=p["account"], title=p["title"],
             service=p.get("service"), ci=p.get("ci"), channel=p["channel"],
@@ -159,7 +185,6 @@ def _apply(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any]:
             related_incident=p.get("related_incident"), is_major=0, children="[]", problem_ids="[]",
         )  # fmt: skip
     assert row is not None
-    row = dict(row)
     if kind == "Acknowledged":
         row["acknowledged_at"] = at
         if row["status"] == "new":
@@ -227,9 +252,12 @@ class AccountIncidentsProjection(Projection):
         return SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        rows: dict[str, dict[str, Any] | None] = {}
-        timeline: list[tuple[Any, ...]] = []
-        ids = list({str(e["aggregate_id"]) for e in envelopes if e["aggregate_type"] == "Incident"})
+        """Rows are read 500 incidents to a query, changed in memory (each row a dict of its own,
+        changed in place), and written with two `executemany`s: one upsert per incident, one
+        timeline row per event, the details as sorted-key JSON as the published payload is."""
+        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Incident"]
+        rows: dict[str, dict[str, Any] | None] = dict.fromkeys(i for i, _e in events)
+        ids = list(rows)
         for start in range(0, len(ids), 500):  # one query per 500 incidents, not one each
             chunk = ids[start : start + 500]
             found = tx.execute(
@@ -237,52 +265,29 @@ class AccountIncidentsProjection(Projection):
                 f" WHERE incident_id IN ({', '.join('?' for _ in chunk)})",
                 chunk,
             ).all()
-            rows.update({i: None for i in chunk})
             rows.update({r["incident_id"]: r for r in found})
-        applied = sum(
-            1 for e in envelopes if e["aggregate_type"] == "Incident" and self._apply_one(tx, rows, timeline, e)
-        )
-        tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for r in rows.values() if r])
+        changed: dict[str, dict[str, Any]] = {}
+        timeline: list[tuple[Any, ...]] = []
+        for incident_id, e in events:
+            row = rows[incident_id]
+            have = row["version"] if row else 0
+            version = e["aggregate_version"]
+            if version <= have:
+                continue
+            if version != have + 1:
+                # Cannot happen while partitions are read in order; never guess, log loudly.
+                log.error("incident %s: version %s follows %s; event not applied", incident_id, version, have)
+                continue
+            rows[incident_id] = changed[incident_id] = _apply_in_place(row, e)
+            timeline.append(_timeline_row(incident_id, e))
+        tx.executemany(_UPSERT, [_row_values(row) for row in changed.values()])
         tx.executemany(
             "INSERT INTO view_incident_timeline (incident_id, version, position, event_type,"
             " occurred_at, actor, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (incident_id, version) DO NOTHING",
             timeline,
         )
-        return applied
-
-    def _apply_one(
-        self,
-        tx: Transaction,
-        rows: dict[str, dict[str, Any] | None],
-        timeline: list[tuple[Any, ...]],
-        e: dict[str, Any],
-    ) -> bool:
-        incident_id = str(e["aggregate_id"])
-        if incident_id not in rows:
-            rows[incident_id] = tx.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM view_incidents WHERE incident_id = ?",
-                (incident_id,),
-            ).one()
-        row = rows[incident_id]
-        have = row["version"] if row else 0
-        version = e["aggregate_version"]
-        if version <= have:
-            return False
-        if version != have + 1:
-            # Cannot happen while partitions are read in order; never guess, log loudly.
-            log.error("incident %s: version %s follows %s; event not applied", incident_id, version, have)
-            return False
-        rows[incident_id] = _apply(row, e)
-        entry = timeline_entry(e)
-        timeline.append(
-            (
-                incident_id, entry["version"], entry["position"], entry["event_type"],
-                entry["occurred_at"], entry["actor"], entry["summary"],
-                json.dumps(entry["details"], separators=(",", ":")),
-            )
-        )  # fmt: skip
-        return True
+        return len(timeline)
 
     # -- reading ------------------------------------------------------------------
 

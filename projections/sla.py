@@ -230,16 +230,20 @@ class SlaDashboardProjection(Projection):
         return SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        cache: dict[str, dict[str, dict[str, Any]]] = {}
+        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "IncidentSla"]
+        cache: dict[str, dict[str, dict[str, Any]]] = {clock: {} for clock, _e in events}
+        clocks = list(cache)
+        for start in range(0, len(clocks), 500):  # one query per 500 clocks, not one each
+            chunk = clocks[start : start + 500]
+            found = tx.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM sla_clocks WHERE clock_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).all()
+            for r in found:
+                cache[r["clock_id"]][r["metric"]] = r
+        changed: dict[str, None] = {}
         timeline: list[tuple[Any, ...]] = []
-        applied = 0
-        for e in envelopes:
-            if e["aggregate_type"] != "IncidentSla":
-                continue
-            clock = str(e["aggregate_id"])
-            if clock not in cache:
-                found = tx.execute(f"SELECT {', '.join(_COLUMNS)} FROM sla_clocks WHERE clock_id = ?", (clock,)).all()
-                cache[clock] = {r["metric"]: r for r in found}
+        for clock, e in events:
             rows = cache[clock]
             have = next(iter(rows.values()))["version"] if rows else 0
             if e["aggregate_version"] != have + 1:
@@ -252,14 +256,14 @@ class SlaDashboardProjection(Projection):
                 (incident, e["aggregate_version"], e["position"], e["event_type"],
                  _dt(e["occurred_at"]).isoformat(), sla_summary(e))
             )  # fmt: skip
-            applied += 1
-        tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for rows in cache.values() for r in rows.values()])
+            changed[clock] = None
+        tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for clock in changed for r in cache[clock].values()])
         tx.executemany(
             "INSERT INTO sla_timeline (incident_id, version, position, event_type, occurred_at, summary)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, version) DO NOTHING",
             timeline,
         )
-        return applied
+        return len(timeline)
 
     # -- queries -------------------------------------------------------------------
 

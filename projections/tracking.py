@@ -26,6 +26,10 @@ POSITIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS view_positions (
 )"""
 
 
+STORE_TOPIC = "store"
+"""Positions of a rebuild (read from the store, not the broker): one pseudo-partition in store order."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One envelope as it came off the broker."""
@@ -202,6 +206,15 @@ class Projection(TrackedConsumer):
             self._record(tx, self._with_passed(moved))
         if gap is not None:
             raise gap
+        return applied
+
+    def replay(self, records: list[dict[str, Any]], position: int) -> int:
+        """Apply events read from the store in store order (a rebuild: no broker, no redelivery),
+        and record `position`, the last one read, in the same transaction; returns how many changed
+        the view. `records` hold what `apply_events` reads of an envelope (`streams.envelope.record_of`)."""
+        with self.db.transaction() as tx:
+            applied = self.apply_events(tx, records) if records else 0
+            self._record(tx, {(STORE_TOPIC, 0): (position, position)})
         return applied
 
     @abstractmethod
