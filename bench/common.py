@@ -17,7 +17,7 @@ from typing import Any
 from domain.incident import Incident
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
 def arguments(description: str, **extra: Any) -> argparse.Namespace:
