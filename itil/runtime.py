@@ -53,6 +53,7 @@ class Engine:
         ensure_store_directory(settings.store_env)
         self.app = ItilApplication(env=settings.store_env)
         self.db = Database.from_store_env(settings.store_env)
+        self.db.share_writer_lock(self.app.recorder)
         self.projection = AccountIncidentsProjection(self.db)
         self.sla_dashboard = SlaDashboardProjection(self.db)
         self.sla_schedule = SlaSchedule(self.db)

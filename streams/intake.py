@@ -16,7 +16,8 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -608,11 +609,18 @@ def add_intake_agents(
     """
     dead = faust_app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
+    executors: dict[str, ThreadPoolExecutor] = {}  # a thread per topic: no topic waits behind another's
+
+    def run(topic: str, call: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        if topic not in executors:
+            executors[topic] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"intake-{topic}")
+        return asyncio.get_running_loop().run_in_executor(executors[topic], call, *args)
+
     async def carry_out(m: Any) -> Outcome:
         delay = 0.5
         while True:
             try:
-                return await asyncio.to_thread(processor.handle, m.topic, m.partition, m.offset, m.key, m.value)
+                return await run(m.topic, processor.handle, m.topic, m.partition, m.offset, m.key, m.value)
             except Exception:
                 log.exception("intake of %s[%s]@%s failed; retrying in %.1fs", m.topic, m.partition, m.offset, delay)
                 await asyncio.sleep(delay)
@@ -624,7 +632,7 @@ def add_intake_agents(
         while True:
             try:
                 began = time.perf_counter()
-                outcomes = await asyncio.to_thread(processor.handle_batch, items)
+                outcomes = await run(items[0][0], processor.handle_batch, items)
                 log.debug("intake: %d messages in %.3f s", len(items), time.perf_counter() - began)
                 return outcomes
             except Exception:
