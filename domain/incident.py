@@ -166,6 +166,9 @@ class Incident(Aggregate):
     class ProblemLinked(Event):
         problem_id: UUID
 
+    class ProblemUnlinked(Event):
+        problem_id: UUID
+
     class WorkaroundNoted(Event):
         problem_id: UUID
         workaround: str
@@ -471,6 +474,16 @@ class Incident(Aggregate):
             raise IllegalTransition(f"cannot link incident {self.id} to problem {problem_id}: it is already linked")
         self._problem_linked(problem_id=problem_id, actor=actor, at=at)
 
+    def unlink_problem(self, *, problem_id: UUID, actor: str, at: datetime) -> None:
+        """Record that this incident turned out not to be caused by a problem it was linked to."""
+        self._check("unlink a problem from", actor, at)
+        problem_id = _uuid("the problem id", problem_id)
+        if problem_id not in self.problem_ids:
+            raise IllegalTransition(
+                f"cannot unlink incident {self.id} from problem {problem_id}: it is not linked to it"
+            )
+        self._problem_unlinked(problem_id=problem_id, actor=actor, at=at)
+
     def note_workaround(self, *, problem_id: UUID, workaround: str, actor: str, at: datetime) -> None:
         """Record the workaround a linked problem offers, so whoever works the incident can apply it."""
         self._check("note a workaround on", actor, at)
@@ -667,6 +680,11 @@ class Incident(Aggregate):
     def _problem_linked(self, problem_id: UUID, actor: str, at: datetime) -> None:
         self._stamp(at)
         self.problem_ids = [*self.problem_ids, problem_id]
+
+    @event(ProblemUnlinked)
+    def _problem_unlinked(self, problem_id: UUID, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.problem_ids = [p for p in self.problem_ids if p != problem_id]
 
     @event(WorkaroundNoted)
     def _workaround_noted(self, problem_id: UUID, workaround: str, actor: str, at: datetime) -> None:

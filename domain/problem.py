@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
+from domain.incident import Incident
 
 NEW = "new"
 UNDER_INVESTIGATION = "under_investigation"
@@ -59,7 +60,22 @@ def _incident_ids(values: Iterable[object]) -> tuple[UUID, ...]:
 
 
 class Problem(Aggregate):
-    """A problem on a customer account: find the cause of its incidents, work around it, fix it."""
+    """A problem on a customer account: find the cause of its incidents, work around it, fix it.
+
+    Its state counts the incidents linked to it but does not list them, so that a problem with ten
+    thousand incidents loads (from its snapshot) as fast as one with ten: each linked incident names
+    the problem (`Incident.problem_ids`), and both are changed together by `link` and `unlink`. The
+    list of linked incidents is read from the problem's history (`linked_incidents`).
+    """
+
+    class_version = 2
+    """Of the state its snapshots hold: version 1 listed the linked incidents."""
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """A snapshot taken by version 1 listed the linked incidents, which the incidents did not all name."""
+        state["incident_count"] = len(state.pop("_incident_ids", ()))
+        state["links_on_incidents"] = False
 
     class Event(Aggregate.Event):
         actor: str
@@ -72,6 +88,15 @@ class Problem(Aggregate):
         ci: str | None
         category: str | None
         incident_ids: tuple[UUID, ...]
+        links_on_incidents: bool
+        """Whether each linked incident names the problem too (always, since version 2)."""
+
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 recorded links on the problem only; the incidents it linked may not name it."""
+            state.setdefault("links_on_incidents", False)
 
     class IncidentLinked(Event):
         incident_id: UUID
@@ -114,6 +139,7 @@ class Problem(Aggregate):
         ci: str | None,
         category: str | None,
         incident_ids: tuple[UUID, ...],
+        links_on_incidents: bool,
         actor: str,
         at: datetime,
     ) -> None:
@@ -122,7 +148,8 @@ class Problem(Aggregate):
         self.description = description
         self.ci = ci
         self.category = category
-        self._incident_ids = tuple(incident_ids)
+        self.incident_count = len(incident_ids)
+        self.links_on_incidents = links_on_incidents
         self._change_ids: tuple[UUID, ...] = ()
         self.logged_at = at
         self.last_at = at
@@ -154,7 +181,10 @@ class Problem(Aggregate):
         category: str | None = None,
         incident_ids: Iterable[UUID] = (),
     ) -> Problem:
-        """Log a problem, by hand or from the incidents it is thought to cause."""
+        """Log a problem, by hand or from the incidents it is thought to cause.
+
+        The incidents must name it too: use `log_for` to change them at the same time.
+        """
         return cls._create(
             cls.Logged,
             id=id,
@@ -164,16 +194,12 @@ class Problem(Aggregate):
             ci=_optional(ci),
             category=_optional(category),
             incident_ids=_incident_ids(incident_ids),
+            links_on_incidents=True,
             actor=_required("actor", actor),
             at=_aware(at),
         )
 
     # -- properties ---------------------------------------------------------------
-
-    @property
-    def linked_incidents(self) -> tuple[UUID, ...]:
-        """The incidents this problem is thought to cause, in the order they were linked."""
-        return self._incident_ids
 
     @property
     def change_ids(self) -> tuple[UUID, ...]:
@@ -194,25 +220,17 @@ class Problem(Aggregate):
 
     # -- commands -----------------------------------------------------------------
 
-    def link_incident(self, *, incident_id: UUID, actor: str, at: datetime) -> None:
-        """Link one more incident caused by this problem."""
-        self._check("link an incident to", actor, at)
-        self._refuse_unless("link an incident to", OPEN_STATUSES)
-        incident_id = _uuid("incident id", incident_id)
-        if incident_id in self._incident_ids:
-            raise IllegalTransition(f"cannot link incident {incident_id} to problem {self.id}: it is already linked")
-        self._incident_linked(incident_id=incident_id, actor=actor, at=at)
+    def is_linked(self, incident: Incident, linked_by_history: Collection[UUID] | None = None) -> bool:
+        """Whether the incident is linked to this problem now.
 
-    def unlink_incident(self, *, incident_id: UUID, actor: str, at: datetime) -> None:
-        """Unlink an incident found not to be caused by this problem."""
-        self._check("unlink an incident from", actor, at)
-        self._refuse_unless("unlink an incident from", OPEN_STATUSES)
-        incident_id = _uuid("incident id", incident_id)
-        if incident_id not in self._incident_ids:
-            raise IllegalTransition(
-                f"cannot unlink incident {incident_id} from problem {self.id}: it is not linked to it"
-            )
-        self._incident_unlinked(incident_id=incident_id, actor=actor, at=at)
+        The incident says so; for a problem logged by version 1 (`links_on_incidents` false) its
+        history does, given as `linked_by_history` (see `linked_incidents`).
+        """
+        if self.links_on_incidents:
+            return self.id in incident.problem_ids
+        if linked_by_history is None:
+            raise ValueError(f"problem {self.id} predates links kept on the incidents: give its linked incidents")
+        return incident.id in linked_by_history
 
     def investigate(self, *, actor: str, at: datetime) -> None:
         """Start looking for the root cause."""
@@ -308,12 +326,12 @@ class Problem(Aggregate):
     @event(IncidentLinked)
     def _incident_linked(self, incident_id: UUID, actor: str, at: datetime) -> None:
         self._stamp(at)
-        self._incident_ids = (*self._incident_ids, incident_id)
+        self.incident_count += 1
 
     @event(IncidentUnlinked)
     def _incident_unlinked(self, incident_id: UUID, actor: str, at: datetime) -> None:
         self._stamp(at)
-        self._incident_ids = tuple(i for i in self._incident_ids if i != incident_id)
+        self.incident_count -= 1
 
     @event(InvestigationStarted)
     def _investigation_started(self, actor: str, at: datetime) -> None:
@@ -372,7 +390,7 @@ class Problem(Aggregate):
         self.status = CANCELLED
 
     def summary(self) -> dict[str, Any]:
-        """The problem's current state as plain values."""
+        """The problem's current state as plain values (its linked incidents come from its history)."""
         return {
             "id": str(self.id),
             "version": self.version,
@@ -382,7 +400,7 @@ class Problem(Aggregate):
             "ci": self.ci,
             "category": self.category,
             "status": self.status,
-            "linked_incidents": [str(i) for i in self._incident_ids],
+            "incident_count": self.incident_count,
             "change_ids": [str(c) for c in self._change_ids],
             "root_cause": self._root_cause,
             "workaround": self._workaround,
@@ -433,3 +451,106 @@ _WHY = {
     ("link an incident to", RESOLVED): _REOPEN_IF_BACK,
     ("propose a change for", RESOLVED): _REOPEN_IF_BACK,
 }
+
+
+# -- a problem and its incidents, changed together ----------------------------------------------------
+
+
+def _same_account(problem_id: UUID, account: str, incident: Incident) -> None:
+    if incident.account != account:
+        raise InvalidCommand(
+            f"cannot link incident {incident.id} to problem {problem_id}: the incident is on account"
+            f" {incident.account}, the problem on account {account}"
+        )
+
+
+def _on_incident(at: datetime, incident: Incident) -> datetime:
+    """The incident records the link at the problem's instant, or at its own last step when that is later
+    (a problem logged, or an incident linked, after the fact: the incident has moved on since)."""
+    return max(at, incident.last_at)
+
+
+def log_for(
+    incidents: Sequence[Incident],
+    *,
+    id: UUID,  # noqa: A002 - the application chooses ids, the aggregate never does
+    account: str,
+    title: str,
+    description: str,
+    actor: str,
+    at: datetime,
+    ci: str | None = None,
+    category: str | None = None,
+) -> Problem:
+    """Log a problem thought to cause these incidents; each of them names it from then on."""
+    problem = Problem.log(
+        id=id, account=account, title=title, description=description, actor=actor, at=at, ci=ci,
+        category=category, incident_ids=[i.id for i in incidents],
+    )  # fmt: skip
+    for incident in incidents:
+        _same_account(problem.id, problem.account, incident)
+    for incident in incidents:
+        if problem.id not in incident.problem_ids:
+            incident.link_problem(problem_id=problem.id, actor=actor, at=_on_incident(at, incident))
+    return problem
+
+
+def link(
+    problem: Problem,
+    incident: Incident,
+    *,
+    actor: str,
+    at: datetime,
+    linked_by_history: Collection[UUID] | None = None,
+) -> None:
+    """Link one more incident caused by the problem: the problem counts it, the incident names the problem.
+
+    `linked_by_history`: only for a problem logged by version 1 (see `Problem.is_linked`).
+    """
+    problem._check("link an incident to", actor, at)
+    problem._refuse_unless("link an incident to", OPEN_STATUSES)
+    _same_account(problem.id, problem.account, incident)
+    if problem.is_linked(incident, linked_by_history):
+        raise IllegalTransition(f"cannot link incident {incident.id} to problem {problem.id}: it is already linked")
+    if problem.id not in incident.problem_ids:
+        incident.link_problem(problem_id=problem.id, actor=actor, at=_on_incident(at, incident))
+    problem._incident_linked(incident_id=incident.id, actor=actor, at=at)
+
+
+def unlink(
+    problem: Problem,
+    incident: Incident,
+    *,
+    actor: str,
+    at: datetime,
+    linked_by_history: Collection[UUID] | None = None,
+) -> None:
+    """Unlink an incident found not to be caused by the problem: neither names the other any more.
+
+    `linked_by_history`: only for a problem logged by version 1 (see `Problem.is_linked`).
+    """
+    problem._check("unlink an incident from", actor, at)
+    problem._refuse_unless("unlink an incident from", OPEN_STATUSES)
+    if not problem.is_linked(incident, linked_by_history):
+        raise IllegalTransition(
+            f"cannot unlink incident {incident.id} from problem {problem.id}: it is not linked to it"
+        )
+    if problem.id in incident.problem_ids:
+        incident.unlink_problem(problem_id=problem.id, actor=actor, at=_on_incident(at, incident))
+    problem._incident_unlinked(incident_id=incident.id, actor=actor, at=at)
+
+
+def linked_incidents(history: Iterable[object], linked_before: Iterable[UUID] = ()) -> tuple[UUID, ...]:
+    """The incidents a problem's history (its events, oldest first) leaves linked, in the order they were linked.
+
+    `linked_before`: what the events before `history` left linked, when it holds only the later ones.
+    """
+    linked = dict.fromkeys(linked_before)
+    for e in history:
+        if isinstance(e, Problem.Logged):
+            linked = dict.fromkeys(e.incident_ids)
+        elif isinstance(e, Problem.IncidentLinked):
+            linked[e.incident_id] = None
+        elif isinstance(e, Problem.IncidentUnlinked):
+            linked.pop(e.incident_id, None)
+    return tuple(linked)

@@ -54,6 +54,23 @@ Feature: Problems found from recurring incidents
     When the whole event history is delivered again to the engine's processes
     Then nothing more is recorded
 
+  Scenario: An incident found not to be caused by the problem is unlinked and gets no workaround
+    Given these incidents were logged on "router-resto-042" of "resto-chain":
+      | incident                                | logged                         |
+      | Restaurant 42 router unreachable        | Monday 1 June 2026 at 09:00    |
+      | Restaurant 42 payment terminals offline | Wednesday 3 June 2026 at 14:00 |
+      | Restaurant 42 router unreachable again  | Friday 5 June 2026 at 08:30    |
+    When "N2 network" unlinks "Restaurant 42 payment terminals offline" from the problem on "router-resto-042" on Friday 5 June 2026 at 09:00
+    Then the problem on "router-resto-042" links 2 incidents, the last being "Restaurant 42 router unreachable again"
+    And "Restaurant 42 payment terminals offline" names no problem
+    When "N3 network" starts investigating the problem on "router-resto-042" on Friday 5 June 2026 at 10:00
+    And "N3 network" publishes the workaround "Power-cycle the router" for the problem on "router-resto-042" on Friday 5 June 2026 at 11:00
+    Then "Restaurant 42 router unreachable again" shows the workaround "Power-cycle the router"
+    And "Restaurant 42 payment terminals offline" shows no workaround
+    When the whole event history is delivered again to the engine's processes
+    Then nothing more is recorded
+    And "Restaurant 42 payment terminals offline" names no problem
+
   Scenario: A successful change resolves the problem and its incidents
     Given these incidents were logged on "router-resto-042" of "resto-chain":
       | incident                                | logged                         |

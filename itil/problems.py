@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from aiohttp import web
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
 from marshmallow import Schema, fields, validate
 
 from domain.change import CLOSED as CHANGE_CLOSED
@@ -24,8 +28,8 @@ from domain.change import REVIEW as CHANGE_REVIEW
 from domain.change import Change
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident
-from domain.problem import Problem
-from itil.application import ItilApplication, handles
+from domain.problem import Problem, link, linked_incidents, log_for, unlink
+from itil.application import CONFLICT_RETRIES, ConcurrencyConflict, ItilApplication, handles
 from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
 from streams.envelope import envelope_of
 
@@ -136,39 +140,85 @@ def unused_id(app: ItilApplication, aggregate_id: UUID, what: str) -> None:
         raise IllegalTransition(f"cannot create {what} {aggregate_id}: that id is already used by another record")
 
 
-def check_incident(app: ItilApplication, incident_id: UUID, account: str, problem: str) -> None:
-    """The incident exists and belongs to the account of the problem it is linked to."""
-    incident = app.load(incident_id, Incident, "incident")
-    if incident.account != account:
-        raise InvalidCommand(
-            f"cannot link incident {incident_id} to {problem}: the incident is on account"
-            f" {incident.account}, the problem on account {account}"
-        )
+def history_of(app: ItilApplication, problem: Problem) -> list[DomainEventProtocol[UUID]]:
+    """The problem's events up to the version loaded, oldest first."""
+    return list(app.events.get(problem.id, lte=problem.version))
+
+
+class LinkedIncidents:
+    """The incidents linked to recently read problems, folded from their histories.
+
+    A problem's state counts its incidents but does not list them; a long-lived problem has
+    thousands of events. Each problem's list is kept with the version it was folded up to, and
+    brought up to date by reading only the events after it (events never change once stored).
+    """
+
+    def __init__(self, app: ItilApplication, size: int = 256) -> None:
+        self.app = app
+        self.size = size
+        self._lock = threading.Lock()
+        self._folded: OrderedDict[UUID, tuple[int, tuple[UUID, ...]]] = OrderedDict()
+
+    def of(self, problem: Problem) -> tuple[UUID, ...]:
+        """The incidents linked to the problem as loaded (at its version), in the order they were linked."""
+        with self._lock:
+            version, linked = self._folded.get(problem.id, (0, ()))
+        if version > problem.version:
+            version, linked = 0, ()  # an older state of the problem than the one kept: fold it afresh
+        if version < problem.version:
+            linked = linked_incidents(self.app.events.get(problem.id, gt=version, lte=problem.version), linked)
+        with self._lock:
+            if self._folded.get(problem.id, (0, ()))[0] <= problem.version:
+                self._folded[problem.id] = (problem.version, linked)
+            self._folded.move_to_end(problem.id)
+            while len(self._folded) > self.size:
+                self._folded.popitem(last=False)
+        return linked
+
+
+_LINKED: weakref.WeakKeyDictionary[ItilApplication, LinkedIncidents] = weakref.WeakKeyDictionary()
+_LINKED_LOCK = threading.Lock()
+
+
+def incidents_of(app: ItilApplication, problem: Problem) -> tuple[UUID, ...]:
+    """The incidents linked to the problem (as loaded), in the order they were linked, from its history."""
+    with _LINKED_LOCK:
+        kept = _LINKED.get(app)
+        if kept is None:
+            kept = _LINKED[app] = LinkedIncidents(app)
+    return kept.of(problem)
+
+
+def is_linked(app: ItilApplication, problem: Problem, incident: Incident) -> bool:
+    """Whether the incident is linked to the problem now (read from the incident, or from the
+    history of a problem logged before the incidents named their problems)."""
+    return problem.is_linked(incident, _history_if_needed(app, problem))
+
+
+def _history_if_needed(app: ItilApplication, problem: Problem) -> tuple[UUID, ...] | None:
+    return None if problem.links_on_incidents else incidents_of(app, problem)
 
 
 @handles(LogProblem)
 def log_problem(app: ItilApplication, c: LogProblem) -> Problem:
-    existing = app.find(c.id, Problem)
-    if existing is not None:
-        return existing  # the same LogProblem carried out twice has the effect of once
-    unused_id(app, c.id, _PROBLEM)
-    for incident_id in c.incident_ids:
-        check_incident(app, incident_id, c.account, f"problem {c.id}")
-    return app.create(
-        c.id,
-        Problem,
-        lambda: Problem.log(
-            id=c.id,
-            account=c.account,
-            title=c.title,
-            description=c.description,
-            actor=c.actor,
-            at=c.at,
-            ci=c.ci,
-            category=c.category,
-            incident_ids=c.incident_ids,
-        ),  # fmt: skip
-    )
+    """Log the problem and link its incidents to it, in one save."""
+    for _attempt in range(CONFLICT_RETRIES):
+        existing = app.find(c.id, Problem)
+        if existing is not None:
+            return existing  # the same LogProblem carried out twice has the effect of once
+        unused_id(app, c.id, _PROBLEM)
+        incidents = [app.load(i, Incident, "incident") for i in c.incident_ids]
+        problem = log_for(
+            incidents, id=c.id, account=c.account, title=c.title, description=c.description, actor=c.actor,
+            at=c.at, ci=c.ci, category=c.category,
+        )  # fmt: skip
+        try:
+            app.save(problem, *(i for i in incidents if i.pending_events))
+        except IntegrityError:
+            continue  # logged meanwhile (then found above), or one of its incidents changed: check again
+        app.saved()
+        return problem
+    raise ConcurrencyConflict(f"the incidents of problem {c.id} kept changing while it was logged; try again")
 
 
 def _on_problem(app: ItilApplication, problem_id: UUID, act: Callable[[Problem], None]) -> Problem:
@@ -177,18 +227,29 @@ def _on_problem(app: ItilApplication, problem_id: UUID, act: Callable[[Problem],
     return result
 
 
+def _on_link(
+    app: ItilApplication, problem_id: UUID, incident_id: UUID, act: Callable[[Problem, Incident], None]
+) -> Problem:
+    """Change the problem and the incident together: one save, retried on fresh state on a concurrent one."""
+    problem, _ = app.update([(problem_id, Problem, _PROBLEM), (incident_id, Incident, "incident")], act)
+    result: Problem = problem
+    return result
+
+
 @handles(AddIncidentToProblem)
 def add_incident(app: ItilApplication, c: AddIncidentToProblem) -> Problem:
-    problem = app.load(c.problem_id, Problem, _PROBLEM)
-    check_incident(app, c.incident_id, problem.account, f"problem {c.problem_id}")
-    return _on_problem(app, c.problem_id, lambda p: p.link_incident(incident_id=c.incident_id, actor=c.actor, at=c.at))
+    def act(problem: Problem, incident: Incident) -> None:
+        link(problem, incident, actor=c.actor, at=c.at, linked_by_history=_history_if_needed(app, problem))
+
+    return _on_link(app, c.problem_id, c.incident_id, act)
 
 
 @handles(RemoveIncidentFromProblem)
 def remove_incident(app: ItilApplication, c: RemoveIncidentFromProblem) -> Problem:
-    return _on_problem(
-        app, c.problem_id, lambda p: p.unlink_incident(incident_id=c.incident_id, actor=c.actor, at=c.at)
-    )
+    def act(problem: Problem, incident: Incident) -> None:
+        unlink(problem, incident, actor=c.actor, at=c.at, linked_by_history=_history_if_needed(app, problem))
+
+    return _on_link(app, c.problem_id, c.incident_id, act)
 
 
 @handles(StartInvestigation)
@@ -293,8 +354,13 @@ def _words(kind: str) -> str:
 
 def timeline(app: ItilApplication, aggregate_id: UUID) -> list[dict[str, Any]]:
     """Every stored event of one problem or change, oldest first, as it reads in its history."""
+    return timeline_of(app.events.get(aggregate_id))
+
+
+def timeline_of(events: Iterable[DomainEventProtocol[UUID]]) -> list[dict[str, Any]]:
+    """These events (of one problem or change, oldest first) as they read in its history."""
     entries = []
-    for e in app.events.get(aggregate_id):
+    for e in events:
         envelope = envelope_of(e, None)
         kind = envelope["event_type"].split(".")[-1]
         payload = envelope["payload"]
@@ -424,22 +490,33 @@ async def log_problem_route(api: WebApi, request: web.Request) -> web.Response:
         incident_ids=tuple(data["incident_ids"]),
     )  # fmt: skip
     problem = await asyncio.to_thread(api.app.handle, command)
-    return reply(problem.summary(), status=201, headers={"Location": f"/api/problems/{problem.id}"})
+    body = await asyncio.to_thread(problem_body, api.app, problem)
+    return reply(body, status=201, headers={"Location": f"/api/problems/{problem.id}"})
 
 
 async def problem_command_route(api: WebApi, request: web.Request) -> web.Response:
     problem_id = id_in_path(request, "problem_id", _PROBLEM)
     command = await command_of(api, request, PROBLEM_COMMANDS, problem_id=problem_id)
     problem = await asyncio.to_thread(api.app.handle, command)
-    return reply(problem.summary())
+    return reply(await asyncio.to_thread(problem_body, api.app, problem))
 
 
 async def get_problem_route(api: WebApi, request: web.Request) -> web.Response:
     """The problem as the store has it now, with its whole story."""
     problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
-    body = problem.summary()
-    body["timeline"] = await asyncio.to_thread(timeline, api.app, problem.id)
-    return reply(body)
+    return reply(await asyncio.to_thread(problem_story, api.app, problem))
+
+
+def problem_body(app: ItilApplication, problem: Problem) -> dict[str, Any]:
+    """What the API answers about a problem: its state and the incidents linked to it."""
+    return {**problem.summary(), "linked_incidents": [str(i) for i in incidents_of(app, problem)]}
+
+
+def problem_story(app: ItilApplication, problem: Problem) -> dict[str, Any]:
+    """The problem, the incidents linked to it and its timeline, from one reading of its history."""
+    history = history_of(app, problem)
+    linked = [str(i) for i in linked_incidents(history)]
+    return {**problem.summary(), "linked_incidents": linked, "timeline": timeline_of(history)}
 
 
 EXTRA_ROUTES.extend(

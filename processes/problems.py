@@ -14,7 +14,7 @@ resolves them when the problem is resolved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -23,7 +23,7 @@ from domain.account import period_text
 from domain.incident import CANCELLED, Incident
 from domain.problem import CLOSED, RESOLVED, Problem
 from itil.application import ItilApplication, LinkIncidentToProblem, NoteWorkaround, ResolveIncident
-from itil.problems import AddIncidentToProblem, LogProblem
+from itil.problems import AddIncidentToProblem, LogProblem, incidents_of, is_linked
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
 from projections.db import Database
 
@@ -272,27 +272,32 @@ class RecurringIncidentsProcess(CommandProcess):
                 )
 
     def _link(self, problem_id: UUID, incident_ids: list[UUID], at: datetime) -> None:
-        """Link the incidents and the problem on both sides; what is already linked (or was unlinked) stays so."""
+        """Link the incidents to the problem (both at once); what is already linked (or was unlinked) stays so."""
         problem = self.app.find(problem_id, Problem)
         if problem is None:
             return
         for incident_id in incident_ids:
-            if (
-                incident_id not in problem.linked_incidents
-                and problem.is_open
-                and not self._unlinked(problem, incident_id)
-            ):
-                linked = self.issue(
-                    AddIncidentToProblem(problem_id, incident_id, actor=self.actor, at=later(at, problem))
-                )
-                problem = linked if linked is not None else problem
             incident = self.incident(incident_id)
-            if incident is None or problem_id in incident.problem_ids or incident_id not in problem.linked_incidents:
+            if incident is None:
                 continue
-            self.issue(LinkIncidentToProblem(incident_id, problem_id, actor=self.actor, at=later(at, incident)))
+            if is_linked(self.app, problem, incident):
+                if problem_id not in incident.problem_ids:  # linked by a problem of version 1, on its side only
+                    self.issue(LinkIncidentToProblem(incident_id, problem_id, actor=self.actor, at=later(at, incident)))
+                continue
+            if not problem.is_open or self._unlinked(problem, incident_id):
+                continue
+            linked = self.issue(AddIncidentToProblem(problem_id, incident_id, actor=self.actor, at=later(at, problem)))
+            problem = linked if linked is not None else problem
 
     def _unlinked(self, problem: Problem, incident_id: UUID) -> bool:
-        """Whether someone unlinked the incident from the problem: it was found not to be caused by it."""
+        """Whether someone unlinked the incident from the problem: it was found not to be caused by it.
+
+        The incident's history says so (a short one); a problem of version 1 recorded it on its side only.
+        """
+        if problem.links_on_incidents:
+            return happened_since(
+                self.app, incident_id, Incident.ProblemUnlinked, match=lambda e: e.problem_id == problem.id
+            )
         return happened_since(
             self.app, problem.id, Problem.IncidentUnlinked, match=lambda e: e.incident_id == incident_id
         )
@@ -314,8 +319,9 @@ class ProblemIncidentsProcess(CommandProcess):
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.workaround != payload["workaround"]:
                 return  # a later workaround replaced this one; its own event pushes it
-            for incident_id in problem.linked_incidents:
-                self._push_workaround(problem, incident_id, at)
+            linked = incidents_of(self.app, problem)
+            for incident_id in linked:
+                self._push_workaround(problem, incident_id, at, linked)
         elif kind == "Problem.IncidentLinked":
             problem = self.app.find(aggregate_id, Problem)
             if problem is not None and problem.workaround is not None and problem.is_open:
@@ -328,14 +334,19 @@ class ProblemIncidentsProcess(CommandProcess):
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.status not in (RESOLVED, CLOSED) or problem.resolved_at != at:
                 return  # reopened (or resolved again) since: this resolution no longer holds
-            for incident_id in problem.linked_incidents:
+            for incident_id in incidents_of(self.app, problem):
                 self._resolve(problem, incident_id, at)
 
-    def _push_workaround(self, problem: Problem, incident_id: UUID, at: datetime) -> None:
+    def _push_workaround(
+        self, problem: Problem, incident_id: UUID, at: datetime, linked: Collection[UUID] | None = None
+    ) -> None:
+        """Note the problem's workaround on one incident it is linked to (`linked`: all of them, when known)."""
         workaround = problem.workaround
         incident = self.incident(incident_id)
         if workaround is None or incident is None or not incident.is_open:
             return
+        if not (incident_id in linked if linked is not None else is_linked(self.app, problem, incident)):
+            return  # unlinked since
         if (incident.workaround_problem_id, incident.workaround) == (problem.id, workaround):
             return
         if happened_since(

@@ -29,7 +29,8 @@ def no_problem(story: Story, ci: str) -> None:
 def problem_proposed(story: Story, problem: str, account: str, datatable: list[list[str]]) -> None:
     [found] = [p for p in story.engine.problems() if p.title == problem]
     assert (found.account, found.status) == (account, "new")
-    assert found.linked_incidents == tuple(story.incident_id(row[0]) for row in datatable)
+    assert prb.incidents_of(story.app, found) == tuple(story.incident_id(row[0]) for row in datatable)
+    assert found.incident_count == len(datatable)
 
 
 @then(parsers.re(rf"{TITLE} names {PROBLEM}"))
@@ -44,8 +45,14 @@ def names_no_problem(story: Story, title: str) -> None:
 
 @then(parsers.re(rf"{PROBLEM} links (?P<count>\d+) incidents, the last being {TITLE}"), converters={"count": int})
 def problem_links(story: Story, ci: str, count: int, title: str) -> None:
-    linked = story.problem_on(ci).linked_incidents
+    linked = prb.incidents_of(story.app, story.problem_on(ci))
     assert (len(linked), linked[-1]) == (count, story.incident_id(title))
+
+
+@when(parsers.re(rf"{ACTOR} unlinks {TITLE} from {PROBLEM} on {WHEN}"))
+def unlink_incident(story: Story, actor: str, title: str, ci: str, when: str) -> None:
+    problem_id = story.problem_on(ci).id
+    story.do(prb.RemoveIncidentFromProblem(problem_id, story.incident_id(title), actor=actor, at=moment(when)))
 
 
 @when(parsers.re(rf"{ACTOR} starts investigating {PROBLEM} on {WHEN}"))

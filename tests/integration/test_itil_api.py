@@ -462,6 +462,35 @@ def test_problem_commands_refused_or_unknown_read_clearly(api: Api) -> None:
     api.run(scenario)
 
 
+def test_a_linked_incident_names_its_problem_until_it_is_unlinked(api: Api) -> None:
+    async def scenario(c: Client) -> None:
+        first = await log_incident(c, "router-12 rebooted")
+        second = await log_incident(c, "router-12 rebooted again")
+        body = {"account": ACCOUNT, "title": "router-12 reboots nightly", "incident_ids": [first]}
+        problem = (await c.ok("POST", "/api/problems", body, status=201))["id"]
+        assert (await c.ok("GET", f"/api/incidents/{first}"))["problem_ids"] == [problem]
+
+        linked = await c.problem(problem, "link-incident", {"incident_id": second})
+        assert (linked["linked_incidents"], linked["incident_count"]) == ([first, second], 2)
+        assert (await c.ok("GET", f"/api/incidents/{second}"))["problem_ids"] == [problem]
+
+        unlinked = await c.problem(problem, "unlink-incident", {"incident_id": first})
+        assert (unlinked["linked_incidents"], unlinked["incident_count"]) == ([second], 1)
+        assert (await c.ok("GET", f"/api/incidents/{first}"))["problem_ids"] == []
+        message = await c.refused(409, "POST", f"/api/problems/{problem}/unlink-incident", {"incident_id": first})
+        assert message == f"cannot unlink incident {first} from problem {problem}: it is not linked to it"
+
+        relinked = await c.problem(problem, "link-incident", {"incident_id": first})
+        assert relinked["linked_incidents"] == [second, first]
+        shown = await c.ok("GET", f"/api/problems/{problem}")
+        assert (shown["linked_incidents"], shown["incident_count"]) == ([second, first], 2)
+        assert [e["summary"].split(":")[0] for e in shown["timeline"]] == [
+            "Logged", "Incident linked", "Incident unlinked", "Incident linked",
+        ]  # fmt: skip
+
+    api.run(scenario)
+
+
 def test_logging_a_problem_or_requesting_a_change_again_with_the_same_id_does_it_once(api: Api) -> None:
     async def scenario(c: Client) -> None:
         problem_id = str(uuid4())

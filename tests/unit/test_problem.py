@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
 from eventsourcing.application import Application
+from eventsourcing.domain import Snapshot
+from eventsourcing.persistence import StoredEvent
 
 from domain.errors import DomainError, IllegalTransition, InvalidCommand
+from domain.incident import Incident
 from domain.problem import (
     CANCELLED,
     CLOSED,
@@ -23,7 +28,13 @@ from domain.problem import (
     STATUSES,
     UNDER_INVESTIGATION,
     Problem,
+    link,
+    linked_incidents,
+    log_for,
+    unlink,
 )
+from itil import problems as prb
+from itil.application import ItilApplication, LinkIncidentToProblem, LogIncident
 
 PROBLEM_ID = UUID("7a2d0c1b-0000-4000-8000-000000000007")
 INCIDENT_1 = UUID("6f1c1e0a-0000-4000-8000-000000000001")
@@ -54,6 +65,22 @@ def log(**overrides: Any) -> Problem:
     }
     fields.update(overrides)
     return Problem.log(**fields)
+
+
+def incident(incident_id: UUID, *naming: Problem, account: str = "resto-chain") -> Incident:
+    """An incident logged before the problem, naming the given problems (as linking them left it)."""
+    logged = Incident.log(
+        id=incident_id, account=account, title="Restaurant router reboots", impact=2, urgency=2, channel="phone",
+        reporter="restaurant manager", actor="hotline-n1", at=T0 - timedelta(hours=1), ci="router-resto-042",
+    )  # fmt: skip
+    for problem in naming:
+        logged.link_problem(problem_id=problem.id, actor=PROBLEM_MANAGER, at=T0)
+    return logged
+
+
+def linked(problem: Problem) -> tuple[UUID, ...]:
+    """The incidents linked to the problem, as its history (its pending events here) says."""
+    return linked_incidents(problem.pending_events)
 
 
 def event_names(problem: Problem) -> list[str]:
@@ -137,8 +164,8 @@ BUILDERS: dict[str, Callable[[], Problem]] = {
 }
 
 COMMANDS: dict[str, Callable[[Problem, datetime], None]] = {
-    "link_incident": lambda p, t: p.link_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=t),
-    "unlink_incident": lambda p, t: p.unlink_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=t),
+    "link_incident": lambda p, t: link(p, incident(INCIDENT_2), actor=ENGINEER, at=t),
+    "unlink_incident": lambda p, t: unlink(p, incident(INCIDENT_1, p), actor=ENGINEER, at=t),
     "investigate": lambda p, t: p.investigate(actor=ENGINEER, at=t),
     "record_root_cause": lambda p, t: p.record_root_cause(analysis="bad cable", actor=ENGINEER, at=t),
     "publish_workaround": lambda p, t: p.publish_workaround(workaround="reboot", actor=ENGINEER, at=t),
@@ -178,7 +205,8 @@ def test_logging_records_a_new_problem_with_its_details() -> None:
     assert problem.title == "Routers of restaurants reboot every night"
     assert problem.description.startswith("Nightly reboots")
     assert (problem.ci, problem.category) == ("router-resto-042", "firmware")
-    assert problem.linked_incidents == ()
+    assert (linked(problem), problem.incident_count) == ((), 0)
+    assert problem.links_on_incidents
     assert problem.change_ids == ()
     assert problem.root_cause is None
     assert problem.workaround is None
@@ -189,8 +217,42 @@ def test_logging_records_a_new_problem_with_its_details() -> None:
 def test_logging_from_incidents_links_them_in_order() -> None:
     problem = log(incident_ids=[INCIDENT_2, INCIDENT_1])
 
-    assert problem.linked_incidents == (INCIDENT_2, INCIDENT_1)
+    assert linked(problem) == (INCIDENT_2, INCIDENT_1)
+    assert problem.incident_count == 2
     assert event_names(problem) == ["Logged"]
+
+
+def test_logging_for_incidents_makes_each_of_them_name_the_problem() -> None:
+    first, second = incident(INCIDENT_1), incident(INCIDENT_2)
+    problem = log_for(
+        [second, first], id=PROBLEM_ID, account="resto-chain", title="Routers reboot", description="",
+        actor=PROBLEM_MANAGER, at=at(0),
+    )  # fmt: skip
+
+    assert (linked(problem), problem.incident_count) == ((INCIDENT_2, INCIDENT_1), 2)
+    for one in (first, second):
+        assert one.problem_ids == [PROBLEM_ID]
+        assert [type(e).__name__ for e in one.pending_events][-1] == "ProblemLinked"
+
+
+def test_an_incident_that_moved_on_since_names_the_problem_from_its_own_last_step() -> None:
+    worked_on = incident(INCIDENT_1)
+    worked_on.acknowledge(actor="hotline-n1", at=at(30))
+    problem = log_for([worked_on], id=PROBLEM_ID, account="resto-chain", title="x", description="",
+                      actor=PROBLEM_MANAGER, at=at(0))  # fmt: skip
+
+    assert problem.logged_at == at(0)
+    named = worked_on.pending_events[-1]
+    assert (type(named).__name__, named.at) == ("ProblemLinked", at(30))  # type: ignore[attr-defined]
+
+
+def test_logging_for_an_incident_of_another_account_is_refused() -> None:
+    elsewhere = incident(INCIDENT_1, account="hotel-chain")
+
+    with pytest.raises(InvalidCommand, match="the incident is on account hotel-chain, the problem on account resto"):
+        log_for([elsewhere], id=PROBLEM_ID, account="resto-chain", title="x", description="", actor=PROBLEM_MANAGER,
+                at=at(0))  # fmt: skip
+    assert elsewhere.problem_ids == []
 
 
 def test_logging_without_a_ci_or_category_leaves_them_empty() -> None:
@@ -231,100 +293,185 @@ def test_logging_with_invalid_details_is_refused(overrides: dict[str, Any], mess
 # -- linking incidents ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", OPEN_STATUSES)
-def test_linking_an_incident_adds_it_to_an_open_problem(status: str) -> None:
-    problem = BUILDERS[status]()
-    problem.link_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=LATER)
+def assert_untouched(incident: Incident, command: Callable[[], object], error: type[DomainError], match: str) -> None:
+    """The command is refused and the incident is left exactly as it was too."""
+    pending, state = len(incident.pending_events), copy.deepcopy(vars(incident))
+    with pytest.raises(error, match=match):
+        command()
+    assert (len(incident.pending_events), vars(incident)) == (pending, state)
 
-    assert problem.linked_incidents == (INCIDENT_1, INCIDENT_2)
+
+@pytest.mark.parametrize("status", OPEN_STATUSES)
+def test_linking_an_incident_counts_it_on_an_open_problem_and_the_incident_names_it(status: str) -> None:
+    problem = BUILDERS[status]()
+    caused = incident(INCIDENT_2)
+    link(problem, caused, actor=ENGINEER, at=LATER)
+
+    assert linked(problem) == (INCIDENT_1, INCIDENT_2)
+    assert problem.incident_count == 2
     assert problem.status == status
     assert event_names(problem)[-1] == "IncidentLinked"
+    assert caused.problem_ids == [PROBLEM_ID]
+    assert caused.pending_events[-1].at == LATER  # type: ignore[attr-defined]
 
 
 def test_linking_an_incident_already_linked_is_refused() -> None:
     problem = new()
+    caused = incident(INCIDENT_1, problem)
 
     error = assert_refused(
         problem,
         IllegalTransition,
-        lambda: problem.link_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=at(1)),
+        lambda: link(problem, caused, actor=ENGINEER, at=at(1)),
         match="already linked",
     )
     assert str(INCIDENT_1) in str(error)
+    assert_untouched(caused, lambda: link(problem, caused, actor=ENGINEER, at=at(1)), IllegalTransition, "already")
 
 
-def test_linking_something_that_is_not_an_incident_id_is_refused() -> None:
+def test_linking_an_incident_of_another_account_is_refused() -> None:
     problem = new()
+    elsewhere = incident(INCIDENT_2, account="hotel-chain")
 
     assert_refused(
         problem,
         InvalidCommand,
-        lambda: problem.link_incident(incident_id=str(INCIDENT_2), actor=ENGINEER, at=at(1)),  # type: ignore[arg-type]
-        match="incident id must be a UUID",
+        lambda: link(problem, elsewhere, actor=ENGINEER, at=at(1)),
+        match=f"cannot link incident {INCIDENT_2} to problem {PROBLEM_ID}: the incident is on account hotel-chain",
     )
+    assert elsewhere.problem_ids == []
 
 
 def test_linking_an_incident_to_a_resolved_problem_says_to_reopen_it() -> None:
     problem = resolved()
+    caused = incident(INCIDENT_2)
 
     assert_refused(
         problem,
         IllegalTransition,
-        lambda: problem.link_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=LATER),
+        lambda: link(problem, caused, actor=ENGINEER, at=LATER),
         match="it is resolved; reopen the investigation if the cause is back",
     )
+    assert caused.problem_ids == []
 
 
 @pytest.mark.parametrize("status", [CLOSED, CANCELLED])
 def test_linking_an_incident_to_a_finished_problem_is_refused(status: str) -> None:
     problem = BUILDERS[status]()
+    caused = incident(INCIDENT_2)
 
     assert_refused(
         problem,
         IllegalTransition,
-        lambda: problem.link_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=LATER),
+        lambda: link(problem, caused, actor=ENGINEER, at=LATER),
         match=f"cannot link an incident to problem {PROBLEM_ID}: it is {status}",
     )
+    assert caused.problem_ids == []
 
 
 def test_unlinking_an_incident_removes_it_and_keeps_the_others() -> None:
     problem = log(incident_ids=(INCIDENT_1, INCIDENT_2, INCIDENT_3))
-    problem.unlink_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=at(1))
+    mistaken = incident(INCIDENT_2, problem)
+    unlink(problem, mistaken, actor=ENGINEER, at=at(1))
 
-    assert problem.linked_incidents == (INCIDENT_1, INCIDENT_3)
+    assert linked(problem) == (INCIDENT_1, INCIDENT_3)
+    assert problem.incident_count == 2
     assert event_names(problem)[-1] == "IncidentUnlinked"
+    assert mistaken.problem_ids == []
+    assert [type(e).__name__ for e in mistaken.pending_events][-1] == "ProblemUnlinked"
 
 
 def test_an_unlinked_incident_can_be_linked_again() -> None:
     problem = new()
-    problem.unlink_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=at(1))
-    problem.link_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=at(2))
+    caused = incident(INCIDENT_1, problem)
+    unlink(problem, caused, actor=ENGINEER, at=at(1))
+    link(problem, caused, actor=ENGINEER, at=at(2))
 
-    assert problem.linked_incidents == (INCIDENT_1,)
+    assert (linked(problem), problem.incident_count) == ((INCIDENT_1,), 1)
+    assert caused.problem_ids == [PROBLEM_ID]
 
 
 def test_unlinking_an_incident_that_is_not_linked_is_refused() -> None:
     problem = new()
+    other = incident(INCIDENT_2)
 
     error = assert_refused(
         problem,
         IllegalTransition,
-        lambda: problem.unlink_incident(incident_id=INCIDENT_2, actor=ENGINEER, at=at(1)),
+        lambda: unlink(problem, other, actor=ENGINEER, at=at(1)),
         match="it is not linked to it",
     )
     assert str(INCIDENT_2) in str(error)
+    assert_untouched(other, lambda: unlink(problem, other, actor=ENGINEER, at=at(1)), IllegalTransition, "not linked")
 
 
 @pytest.mark.parametrize("status", [RESOLVED, CLOSED, CANCELLED])
 def test_unlinking_an_incident_from_a_finished_problem_is_refused(status: str) -> None:
     problem = BUILDERS[status]()
+    caused = incident(INCIDENT_1, problem)
 
     assert_refused(
         problem,
         IllegalTransition,
-        lambda: problem.unlink_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=LATER),
+        lambda: unlink(problem, caused, actor=ENGINEER, at=LATER),
         match="cannot unlink an incident from problem",
     )
+    assert caused.problem_ids == [PROBLEM_ID]
+
+
+def test_an_incident_refuses_to_forget_a_problem_it_does_not_name() -> None:
+    other = incident(INCIDENT_2)
+
+    assert_untouched(
+        other,
+        lambda: other.unlink_problem(problem_id=PROBLEM_ID, actor=ENGINEER, at=at(1)),
+        IllegalTransition,
+        f"cannot unlink incident {INCIDENT_2} from problem {PROBLEM_ID}: it is not linked to it",
+    )
+
+
+# -- problems logged by version 1: links on the problem only ----------------------------------------
+
+
+def version_1(*incident_ids: UUID) -> Problem:
+    """A problem as version 1 logged it: its incidents did not name it."""
+    problem = log(incident_ids=incident_ids)
+    problem.links_on_incidents = False
+    return problem
+
+
+def test_a_problem_of_version_1_is_asked_about_its_links_with_its_history() -> None:
+    problem = version_1(INCIDENT_1)
+    not_naming_it = incident(INCIDENT_1)
+
+    assert problem.is_linked(not_naming_it, linked_by_history=(INCIDENT_1,))
+    with pytest.raises(ValueError, match="give its linked incidents"):
+        problem.is_linked(not_naming_it)
+
+
+def test_linking_to_a_problem_of_version_1_follows_its_history_and_names_it_on_the_incident() -> None:
+    problem = version_1(INCIDENT_1)
+    first, second = incident(INCIDENT_1), incident(INCIDENT_2)
+
+    assert_refused(
+        problem,
+        IllegalTransition,
+        lambda: link(problem, first, actor=ENGINEER, at=at(1), linked_by_history=linked(problem)),
+        match="already linked",
+    )
+    link(problem, second, actor=ENGINEER, at=at(1), linked_by_history=linked(problem))
+    assert (linked(problem), problem.incident_count) == ((INCIDENT_1, INCIDENT_2), 2)
+    assert second.problem_ids == [PROBLEM_ID]
+
+
+def test_unlinking_from_a_problem_of_version_1_an_incident_that_never_named_it() -> None:
+    problem = version_1(INCIDENT_1)
+    not_naming_it = incident(INCIDENT_1)
+
+    unlink(problem, not_naming_it, actor=ENGINEER, at=at(1), linked_by_history=linked(problem))
+
+    assert (linked(problem), problem.incident_count) == ((), 0)
+    assert not_naming_it.pending_events[-1].__class__.__name__ == "Logged"  # nothing to undo on the incident
 
 
 # -- investigation ----------------------------------------------------------------------------------
@@ -855,7 +1002,8 @@ def test_the_summary_gives_plain_values() -> None:
 
     assert summary["id"] == str(PROBLEM_ID)
     assert summary["status"] == RESOLVED
-    assert summary["linked_incidents"] == [str(INCIDENT_1)]
+    assert summary["incident_count"] == 1
+    assert "linked_incidents" not in summary  # read from its history, see linked_incidents
     assert summary["change_ids"] == [str(CHANGE_1)]
     assert summary["resolved_via_change_id"] == str(CHANGE_1)
     assert summary["root_cause"] == "firmware 7.2 watchdog bug"
@@ -865,8 +1013,8 @@ def test_the_summary_gives_plain_values() -> None:
 
 def _full_history() -> Problem:
     problem = log(incident_ids=(INCIDENT_1, INCIDENT_2), ci="router-resto-042", category="firmware")
-    problem.link_incident(incident_id=INCIDENT_3, actor=ENGINEER, at=at(1))
-    problem.unlink_incident(incident_id=INCIDENT_1, actor=ENGINEER, at=at(2))
+    link(problem, incident(INCIDENT_3), actor=ENGINEER, at=at(1))
+    unlink(problem, incident(INCIDENT_1, problem), actor=ENGINEER, at=at(2))
     problem.investigate(actor=ENGINEER, at=at(3))
     problem.publish_workaround(workaround="reboot nightly", actor=ENGINEER, at=at(4))
     problem.record_root_cause(analysis="watchdog bug", actor=ENGINEER, at=at(5))
@@ -883,13 +1031,15 @@ def _full_history() -> Problem:
 def test_replaying_the_events_rebuilds_the_same_problem() -> None:
     problem = _full_history()
 
+    history = problem.collect_events()
     replayed: Problem | None = None
-    for domain_event in problem.collect_events():
+    for domain_event in history:
         replayed = domain_event.mutate(replayed)
 
     assert replayed is not None
     assert replayed.summary() == problem.summary()
-    assert replayed.linked_incidents == (INCIDENT_2, INCIDENT_3)
+    assert replayed.incident_count == 2
+    assert linked_incidents(history) == (INCIDENT_2, INCIDENT_3)
     assert replayed.change_ids == (CHANGE_1, CHANGE_2)
 
 
@@ -901,4 +1051,121 @@ def test_a_problem_stored_and_read_back_has_the_same_summary() -> None:
     stored: Problem = app.repository.get(PROBLEM_ID)
 
     assert stored.summary() == problem.summary()
-    assert stored.linked_incidents == (INCIDENT_2, INCIDENT_3)
+    assert linked_incidents(app.events.get(PROBLEM_ID)) == (INCIDENT_2, INCIDENT_3)
+
+
+# -- stored by version 1: the problem listed its incidents, which did not all name it ------------------
+
+
+def _app(tmp_path: Path) -> ItilApplication:
+    return ItilApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")})
+
+
+def _incidents(app: ItilApplication, *ids: UUID) -> None:
+    for incident_id in ids:
+        app.handle(
+            LogIncident(id=incident_id, account="resto-chain", title="router reboots", impact=2, urgency=2,
+                        channel="phone", reporter="manager", actor="hotline-n1", at=T0 - timedelta(hours=1), ci="router-resto-042")
+        )  # fmt: skip
+
+
+def _stored(version: int, topic: str, state: dict[str, Any]) -> StoredEvent:
+    header = {"timestamp": {"_type_": "datetime_iso", "_data_": "2025-03-03T09:00:01+00:00"}, "actor": "pm"}
+    return StoredEvent(
+        originator_id=PROBLEM_ID,
+        originator_version=version,
+        topic=f"domain.problem:Problem.{topic}",
+        state=json.dumps({**header, **state}).encode(),
+    )
+
+
+def _hex(incident_id: UUID) -> dict[str, str]:
+    return {"_type_": "uuid_hex", "_data_": incident_id.hex}
+
+
+# Exactly what version 1 stored: a Logged event without `links_on_incidents` (class version 1), then a link.
+V1_HISTORY = [
+    _stored(1, "Logged", {
+        "at": {"_type_": "datetime_iso", "_data_": "2025-03-03T09:00:00+00:00"},
+        "originator_topic": "domain.problem:Problem", "account": "resto-chain", "title": "Routers reboot",
+        "description": "", "ci": "router-resto-042", "category": None, "incident_ids": [_hex(INCIDENT_1)],
+    }),
+    _stored(2, "IncidentLinked", {
+        "at": {"_type_": "datetime_iso", "_data_": "2025-03-03T09:05:00+00:00"}, "incident_id": _hex(INCIDENT_2),
+    }),
+]  # fmt: skip
+
+
+def test_a_problem_stored_by_version_1_loads_and_its_links_follow_its_history(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    _incidents(app, INCIDENT_1, INCIDENT_2, INCIDENT_3)
+    app.recorder.insert_events(V1_HISTORY)
+    app.handle(LinkIncidentToProblem(INCIDENT_2, PROBLEM_ID, actor="pm", at=at(5)))  # version 1 named it on INCIDENT_2
+
+    problem = app.load(PROBLEM_ID, Problem, "problem")
+    assert (problem.incident_count, problem.links_on_incidents) == (2, False)
+    assert prb.incidents_of(app, problem) == (INCIDENT_1, INCIDENT_2)
+    with pytest.raises(
+        IllegalTransition, match=f"cannot link incident {INCIDENT_1} to problem .*: it is already linked"
+    ):
+        app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(10)))
+
+    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(11)))  # never named it
+    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(12)))
+    problem = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(13)))
+
+    assert prb.incidents_of(app, problem) == (INCIDENT_3,) and problem.incident_count == 1
+    assert [app.get_incident(i).problem_ids for i in (INCIDENT_1, INCIDENT_2, INCIDENT_3)] == [[], [], [PROBLEM_ID]]
+    with pytest.raises(IllegalTransition, match=f"cannot unlink incident {INCIDENT_1} .*: it is not linked to it"):
+        app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(14)))
+
+
+def test_a_snapshot_taken_by_version_1_loads_with_the_count_of_its_incidents(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    app.recorder.insert_events(V1_HISTORY)
+    problem = app.load(PROBLEM_ID, Problem, "problem")
+    state = {k: v for k, v in vars(problem).items() if k not in ("_id", "_version", "_pending_events")}
+    del state["incident_count"], state["links_on_incidents"]
+    state["_incident_ids"] = (INCIDENT_1, INCIDENT_2)  # what version 1's state held instead (no class_version)
+    assert app.snapshots is not None
+    app.snapshots.put(
+        [Snapshot(originator_id=PROBLEM_ID, originator_version=2, timestamp=Snapshot.create_timestamp(),
+                  topic="domain.problem:Problem", state=state)]
+    )  # fmt: skip
+
+    [snapshot] = app.snapshots.get(PROBLEM_ID)
+    loaded = snapshot.mutate(None)
+    assert isinstance(loaded, Problem) and not hasattr(loaded, "_incident_ids")
+    assert (loaded.version, loaded.incident_count, loaded.links_on_incidents) == (2, 2, False)
+    assert _app(tmp_path).load(PROBLEM_ID, Problem, "problem").summary() == problem.summary()
+
+
+def test_snapshots_hold_the_count_of_incidents_not_their_ids(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    _incidents(app, INCIDENT_1, INCIDENT_2)
+    app.handle(prb.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
+                              incident_ids=(INCIDENT_1, INCIDENT_2)))  # fmt: skip
+    app.take_snapshot(PROBLEM_ID)
+
+    assert app.snapshots is not None
+    [stored] = app.snapshots.recorder.select_events(PROBLEM_ID)
+    state = json.loads(stored.state)["state"]
+    assert (state["incident_count"], state["links_on_incidents"], state["class_version"]) == (2, True, 2)
+    assert INCIDENT_1.hex not in stored.state.decode() and INCIDENT_2.hex not in stored.state.decode()
+
+
+def test_the_incidents_kept_for_a_problem_follow_its_versions(tmp_path: Path) -> None:
+    app = _app(tmp_path)
+    _incidents(app, INCIDENT_1, INCIDENT_2, INCIDENT_3)
+    app.handle(prb.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
+                              incident_ids=(INCIDENT_1,)))  # fmt: skip
+    earlier = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(1)))
+    kept = prb.LinkedIncidents(app)
+    assert (earlier.version, kept.of(earlier)) == (2, (INCIDENT_1, INCIDENT_2))
+
+    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(2)))
+    latest = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(3)))
+
+    assert kept.of(latest) == (INCIDENT_2, INCIDENT_3) == linked_incidents(app.events.get(PROBLEM_ID))
+    assert kept.of(earlier) == (INCIDENT_1, INCIDENT_2)  # an older state of it, read afresh
+    assert kept.of(latest) == (INCIDENT_2, INCIDENT_3)
