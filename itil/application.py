@@ -510,13 +510,21 @@ class ItilApplication(Application[UUID]):
             if self._versions_statement is None:
                 from psycopg.sql import SQL, Identifier
 
+                # One text in, one text out ("id version id version…"): the driver's per-value work
+                # (arrays of UUIDs, a row per aggregate) was half the cost of the query.
                 self._versions_statement = SQL(
-                    "SELECT replace(originator_id::text, '-', '') AS id, MAX(originator_version) AS version"
-                    " FROM {schema}.{table} WHERE originator_id = ANY(%s::uuid[]) GROUP BY originator_id"
+                    "SELECT string_agg(replace(originator_id::text, '-', '') || ' ' || version, ' ') AS found"
+                    " FROM (SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{table}"
+                    " WHERE originator_id = ANY(string_to_array(%s, ' ')::uuid[]) GROUP BY originator_id) AS latest"
                 ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
             with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(self._versions_statement, [list(by_hex)], prepare=True)
-                return {by_hex[row["id"]]: row["version"] for row in curs.fetchall()}
+                curs.execute(self._versions_statement, [" ".join(by_hex)], prepare=True)
+                row = curs.fetchone()
+            found = (row or {}).get("found")
+            if not found:
+                return {}
+            words = found.split(" ")
+            return {by_hex[words[k]]: int(words[k + 1]) for k in range(0, len(words), 2)}
         # One SELECT is a read transaction of its own: no BEGIN and ROLLBACK around it.
         with recorder.datastore.get_connection(commit=False) as conn:
             c = conn.cursor()
