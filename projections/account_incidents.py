@@ -253,7 +253,7 @@ class AccountIncidentsProjection(Projection):
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
         """Rows are read 500 incidents to a query, changed in memory (each row a dict of its own,
-        changed in place), and written with two `executemany`s: one upsert per incident, one
+        changed in place), and written with two `insert_many`s: one upsert per incident, one
         timeline row per event, the details as sorted-key JSON as the published payload is."""
         events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Incident"]
         rows: dict[str, dict[str, Any] | None] = dict.fromkeys(i for i, _e in events)
@@ -280,8 +280,8 @@ class AccountIncidentsProjection(Projection):
                 continue
             rows[incident_id] = changed[incident_id] = _apply_in_place(row, e)
             timeline.append(_timeline_row(incident_id, e))
-        tx.executemany(_UPSERT, [_row_values(row) for row in changed.values()])
-        tx.executemany(
+        tx.insert_many(_UPSERT, [_row_values(row) for row in changed.values()])
+        tx.insert_many(
             "INSERT INTO view_incident_timeline (incident_id, version, position, event_type,"
             " occurred_at, actor, summary, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (incident_id, version) DO NOTHING",

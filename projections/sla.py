@@ -257,8 +257,8 @@ class SlaDashboardProjection(Projection):
                  _dt(e["occurred_at"]).isoformat(), sla_summary(e))
             )  # fmt: skip
             changed[clock] = None
-        tx.executemany(_UPSERT, [[r[c] for c in _COLUMNS] for clock in changed for r in cache[clock].values()])
-        tx.executemany(
+        tx.insert_many(_UPSERT, [[r[c] for c in _COLUMNS] for clock in changed for r in cache[clock].values()])
+        tx.insert_many(
             "INSERT INTO sla_timeline (incident_id, version, position, event_type, occurred_at, summary)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident_id, version) DO NOTHING",
             timeline,
