@@ -148,6 +148,26 @@ def timeline_entry(envelope: dict[str, Any]) -> dict[str, Any]:
 _DETAILS = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 """The timeline's details: the payload as published (keys sorted), whether it came off the
 broker or straight from the store; one encoder for all (`json.dumps` with options builds one a call)."""
+
+
+def _no_default(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_details_c = (
+    _make_encoder(None, _no_default, json.encoder.encode_basestring_ascii, None, ":", ",", True, False, True)
+    if _make_encoder is not None
+    else None
+)
+
+
+def _details(payload: dict[str, Any]) -> str:
+    """`_DETAILS.encode(payload)`, from the C encoder made once (`encode` makes one a call);
+    payloads are JSON-ready trees, so no circular-reference bookkeeping."""
+    return "".join(_details_c(payload, 0)) if _details_c is not None else _DETAILS.encode(payload)
+
+
 _row_values = operator.itemgetter(*_COLUMNS)
 
 
@@ -158,7 +178,7 @@ def _timeline_row(incident_id: str, e: dict[str, Any]) -> tuple[Any, ...]:
     summarise = _SUMMARIES.get(event_type.rpartition(".")[2])
     return (
         incident_id, e["aggregate_version"], e["position"], event_type, _iso(e["occurred_at"]), e["actor"],
-        summarise(p) if summarise is not None else event_type.rpartition(".")[2], _DETAILS.encode(p),
+        summarise(p) if summarise is not None else event_type.rpartition(".")[2], _details(p),
     )  # fmt: skip
 
 
