@@ -6,7 +6,7 @@ with every projection (account view, SLA dashboard, CI registry): the log read o
 deserialised once and applied in pages, one transaction per page and projection.
 Targets: at least 30,000 events/s on SQLite, and at least a third of the baseline's rate.
 
-    .venv/bin/python -m bench.replay [--events 1000000] [--store sqlite|postgres|both] [--quick]
+    .venv/bin/python -m bench.replay [--events 1000000] [--rounds 1] [--store sqlite|postgres|both] [--quick]
 """
 
 from __future__ import annotations
@@ -50,28 +50,35 @@ def read_only(app: ItilApplication, page: int = PAGE) -> int:
 
 
 def main() -> None:
-    args = arguments(__doc__ or "", events=(int, 1_000_000, "events to store and replay"))
+    args = arguments(
+        __doc__ or "",
+        events=(int, 1_000_000, "events to store and replay"),
+        rounds=(int, 1, "baseline and rebuild, one after the other, this many times (figures: the best of each)"),
+    )
     size = 20_000 if args.quick else args.events
     for kind in stores(args.store):
         with store_env(kind) as env:
             app = ItilApplication(env=env)
             db = Database.from_store_env(env)
             stored, fill_seconds = timed(fill, app, size)
-            read, baseline_seconds = timed(read_only, app)
-            stats = rebuild(app, all_projections(db))
-            baseline_rate = read / baseline_seconds
-            report(
-                f"replay ({kind}, {stored:,} events)",
-                {
-                    "store fill, events/s": stored / fill_seconds,
-                    "baseline: read + deserialise, events/s": baseline_rate,
-                    "engine: rebuild all projections, events/s": stats.rate,
-                    "ratio engine / baseline": stats.rate / baseline_rate,
-                    "target: >= 30,000 events/s (SQLite)": "met" if stats.rate >= 30_000 else "NOT met",
-                    "target: >= 1/3 of baseline": "met" if stats.rate >= baseline_rate / 3 else "NOT met",
-                },
-                args.json,
-            )
+            baseline_rates, rebuild_rates = [], []
+            for _ in range(max(args.rounds, 1)):  # alternated, so a busy spell on the machine hits both
+                read, baseline_seconds = timed(read_only, app)
+                baseline_rates.append(read / baseline_seconds)
+                rebuild_rates.append(rebuild(app, all_projections(db)).rate)
+            baseline_rate, rate = max(baseline_rates), max(rebuild_rates)
+            figures: dict[str, object] = {
+                "store fill, events/s": stored / fill_seconds,
+                "baseline: read + deserialise, events/s": baseline_rate,
+                "engine: rebuild all projections, events/s": rate,
+                "ratio engine / baseline": rate / baseline_rate,
+                "target: >= 30,000 events/s (SQLite)": "met" if rate >= 30_000 else "NOT met",
+                "target: >= 1/3 of baseline": "met" if rate >= baseline_rate / 3 else "NOT met",
+            }
+            if args.rounds > 1:
+                figures["rounds: baseline, events/s"] = ", ".join(f"{r:,.0f}" for r in baseline_rates)
+                figures["rounds: rebuild, events/s"] = ", ".join(f"{r:,.0f}" for r in rebuild_rates)
+            report(f"replay ({kind}, {stored:,} events)", figures, args.json)
 
 
 if __name__ == "__main__":
