@@ -120,7 +120,14 @@ class GroupCommitter:
         building: _Batch | None = None  # carried out on top of `writing`, written next
         while True:
             with self._wake:
-                while not (self._incoming or self._stopping or (writing is not None and _written(writing))):
+                # While a batch is being written, the commands that arrive are carried out once as
+                # many have queued as that batch holds (callers take turns: about as many as can
+                # come), or when it has been written: one version query for the next batch rather
+                # than one per arrival.
+                wanted = 1 if writing is None else len(writing.answers) + len(writing.alone)
+                while not (
+                    len(self._incoming) >= wanted or self._stopping or (writing is not None and _written(writing))
+                ):
                     self._wake.wait()
                 room = self.max_batch - (len(building.answers) if building is not None else 0)
                 items = [self._incoming.popleft() for _ in range(min(len(self._incoming), max(room, 1)))]
