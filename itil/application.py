@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Recording
 
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
@@ -433,6 +433,18 @@ class ItilApplication(Application[UUID]):
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
         self._versions_statement: Any = None
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The library's recorder; on PostgreSQL, one whose insert sends a batch as plain arrays."""
+        factory: Any = self.factory
+        if (
+            type(factory).__module__ == "eventsourcing.postgres"
+            and not factory.env.get(factory.APPLICATION_RECORDER_TOPIC)
+            and factory.datastore.originator_id_type == "uuid"
+            and not factory.datastore.enable_db_functions
+        ):
+            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "itil.pgrecorder:ArrayInsertRecorder"
+        return super().construct_recorder()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's save: collect the pending events, then record them."""
