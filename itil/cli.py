@@ -27,12 +27,15 @@ def _bootstrap_or_exit(settings: Settings, command: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    """Everything in one process: embedded broker (unless configured), relay, worker, web."""
+    """The whole engine: embedded broker (unless configured), worker and web here, intake and relay in
+    child processes of their own (ITIL_UP_PROCESSES=one keeps them in this process)."""
     import faust
+    import mode
 
-    from itil.runtime import Engine, StopFlag, ThreadService, WebService
+    from itil.runtime import ChildProcess, Engine, StopFlag, ThreadService, WebService, tune_interpreter
     from streams.broker import EmbeddedBroker
 
+    tune_interpreter()
     settings = _settings()
     broker = None
     bootstrap = settings.kafka_bootstrap_servers
@@ -41,16 +44,21 @@ def cmd_up(args: argparse.Namespace) -> None:
         bootstrap = broker.bootstrap
     try:
         engine = Engine(settings)
-        fapp, appliers = engine.faust_app(bootstrap)
-        relay = engine.relay(bootstrap)
+        several = settings.up_processes == "several"
+        fapp, appliers = engine.faust_app(bootstrap, intake=not several)
         from pathlib import Path
 
         kcat = Path(sys.prefix) / "bin" / "kcat"  # the wrapper `make setup` installs (see README)
         kcat_command = str(kcat) if kcat.exists() else "kcat"
         banner = f"  (Kafka: {bootstrap}; see the events: {kcat_command} -b {bootstrap} -t {settings.events_topic} -C)"
+        around: list[mode.Service]
+        if several:  # the intake and the relay in processes of their own: each has a core and a GIL
+            around = [ChildProcess("intake", bootstrap, args.loglevel), ChildProcess("relay", bootstrap, args.loglevel)]
+        else:
+            around = [ThreadService("relay", engine.relay(bootstrap).run)]
         worker = faust.Worker(
             fapp,
-            ThreadService("relay", relay.run),
+            *around,
             WebService(engine.web_app(), settings.http_host, settings.http_port, banner=banner),
             *[StopFlag(a.stopping) for a in appliers],
             loglevel=args.loglevel,
@@ -65,13 +73,27 @@ def cmd_worker(args: argparse.Namespace) -> None:
     """The stream processor alone (run several: they share the partitions)."""
     import faust
 
-    from itil.runtime import Engine, StopFlag
+    from itil.runtime import Engine, StopFlag, tune_interpreter
 
+    tune_interpreter()
     settings = _settings()
     engine = Engine(settings)
     fapp, appliers = engine.faust_app(_bootstrap_or_exit(settings, "worker"))
     stops = [StopFlag(a.stopping) for a in appliers]
     faust.Worker(fapp, *stops, loglevel=args.loglevel).execute_from_commandline()
+
+
+def cmd_intake(args: argparse.Namespace) -> None:
+    """The intake alone: monitoring, extranet and fleet topics into commands (`itil up` runs it apart)."""
+    import faust
+
+    from itil.runtime import Engine, tune_interpreter
+
+    tune_interpreter()
+    settings = _settings()
+    engine = Engine(settings)
+    fapp = engine.intake_app(_bootstrap_or_exit(settings, "intake"))
+    faust.Worker(fapp, loglevel=args.loglevel).execute_from_commandline()
 
 
 def cmd_web(args: argparse.Namespace) -> None:
@@ -95,11 +117,12 @@ def cmd_relay(args: argparse.Namespace) -> None:
     """The store-to-Kafka relay (run one or more: one publishes, the others stand by)."""
     import mode
 
-    from itil.runtime import Engine, ThreadService
+    from itil.runtime import Engine, ThreadService, tune_interpreter
 
+    tune_interpreter()
     settings = _settings()
     engine = Engine(settings)
-    relay = engine.relay(_bootstrap_or_exit(settings, "relay"))
+    relay = engine.relay(_bootstrap_or_exit(settings, "relay"), poll_interval=0.02)  # no command here wakes it
     mode.Worker(ThreadService("relay", relay.run), loglevel=args.loglevel).execute_from_commandline()
 
 
@@ -245,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help=cmd_up.__doc__).set_defaults(func=cmd_up)
     sub.add_parser("worker", help=cmd_worker.__doc__).set_defaults(func=cmd_worker)
+    sub.add_parser("intake", help=cmd_intake.__doc__).set_defaults(func=cmd_intake)
     web = sub.add_parser("web", help=cmd_web.__doc__)
     web.add_argument("--with-relay", action="store_true", help="also run the relay in this process")
     web.set_defaults(func=cmd_web)

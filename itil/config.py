@@ -39,6 +39,8 @@ class Settings:
     deadletter_topic: str = "itil.deadletter"
     events_partitions: int = 4
     worker_group: str = "itil-worker"
+    intake_group: str = "itil-intake"
+    up_processes: str = "several"
     intake_unknown: str = "refuse"
     store_env: dict[str, str] = field(default_factory=dict)
 
@@ -75,6 +77,8 @@ class Settings:
             deadletter_topic=env.get("ITIL_DEADLETTER_TOPIC") or "itil.deadletter",
             events_partitions=partitions,
             worker_group=env.get("ITIL_WORKER_GROUP") or "itil-worker",
+            intake_group=env.get("ITIL_INTAKE_GROUP") or "itil-intake",
+            up_processes=_choice(env, "ITIL_UP_PROCESSES", ("several", "one"), "several"),
             intake_unknown=_choice(env, "ITIL_INTAKE_UNKNOWN", ("refuse", "accept"), "refuse"),
             store_env=store_env,
         )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -33,6 +36,8 @@ from streams.relay import Relay
 if TYPE_CHECKING:
     from streams.contracts import IntakeMessage
 
+log = logging.getLogger(__name__)
+
 EXTRA_ROUTES += [
     Route("GET", "/api/contracts/asyncapi.json", asyncapi_route, "public", "none"),
     Route("GET", "/api/contracts/{name}", json_schema_route, "public", "none"),
@@ -41,6 +46,19 @@ EXTRA_ROUTES += [
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it (CPython's default: 0.005).
+
+The engine's threads (a dozen consumers, the intake, the relay) mostly run short SQLite and
+Kafka calls that release the GIL; each one then waited up to the whole interval to get it back
+from a thread busy in Python, which made a storm's intake ten times slower than alone."""
+
+
+def tune_interpreter() -> None:
+    """For a process that runs the engine's threads (itil up, itil worker)."""
+    sys.setswitchinterval(float(os.environ.get("ITIL_SWITCH_INTERVAL") or SWITCH_INTERVAL))
 
 
 class Engine:
@@ -79,8 +97,11 @@ class Engine:
         for owner in (self.projection, self.sla_dashboard, self.sla_schedule, self.sla_consumer, self.ci_registry):
             owner.create_tables()
 
-    def relay(self, bootstrap: str) -> Relay:
-        return Relay(self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions)
+    def relay(self, bootstrap: str, poll_interval: float = 0.05) -> Relay:
+        return Relay(
+            self.app, self.db, bootstrap, self.settings.events_topic, self.settings.events_partitions,
+            poll_interval=poll_interval,
+        )  # fmt: skip
 
     def intake_checks(self) -> dict[str, Any]:
         """Messages naming an unregistered account or CI go to the dead letters (ITIL_INTAKE_UNKNOWN=refuse)."""
@@ -135,17 +156,13 @@ class Engine:
     def web_app(self) -> web.Application:
         return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
 
-    def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
+    def faust_app(self, bootstrap: str, intake: bool = True) -> tuple[Any, Any]:
+        """The worker: every projection and process on the events topic, and the intake agents
+        unless `intake` is False (`itil up` then runs them in a process of their own)."""
         from itil.deadletters import DeadLetterReplays
-        from streams.contracts import AUTOMATION_REQUESTS_TOPIC, INTAKE_TOPICS
-        from streams.intake import IntakeProcessor, add_intake_agents
-        from streams.relay import ensure_topic
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
-        for topic in (*INTAKE_TOPICS, AUTOMATION_REQUESTS_TOPIC, self.settings.deadletter_topic):
-            ensure_topic(bootstrap, topic, self.settings.events_partitions)
-        intake = IntakeProcessor(self.app, self.db, **self.intake_checks())
-        intake.create_tables()
+        self._ensure_topics(bootstrap)
         DeadLetterReplays(self.db).create_tables()
         reader = kafka_partition_reader(bootstrap)
         consumers = (
@@ -163,8 +180,86 @@ class Engine:
             appliers=appliers,
             tick=self.tick,
         )
-        add_intake_agents(fapp, intake, self.settings.deadletter_topic)
+        if intake:
+            self._add_intake(fapp)
         return fapp, appliers
+
+    def intake_app(self, bootstrap: str) -> Any:
+        """The intake alone (`itil intake`): monitoring, extranet and fleet messages into commands.
+
+        In a process of its own, a storm's intake has a core (and a GIL) to itself instead of
+        sharing them with a dozen consumers of the events topic.
+        """
+        from streams.worker import build_faust_app
+
+        self._ensure_topics(bootstrap)
+        self.alarm_process.publisher = kafka_automation_publisher(bootstrap)
+        fapp = build_faust_app(
+            bootstrap=bootstrap,
+            group=self.settings.intake_group,
+            events_topic=self.settings.events_topic,
+            deadletter_topic=self.settings.deadletter_topic,
+            partitions=self.settings.events_partitions,
+            appliers=[],
+        )
+        self._add_intake(fapp)
+        return fapp
+
+    def _ensure_topics(self, bootstrap: str) -> None:
+        from streams.contracts import AUTOMATION_REQUESTS_TOPIC, INTAKE_TOPICS
+        from streams.relay import ensure_topic
+
+        for topic in (*INTAKE_TOPICS, AUTOMATION_REQUESTS_TOPIC, self.settings.deadletter_topic):
+            ensure_topic(bootstrap, topic, self.settings.events_partitions)
+
+    def _add_intake(self, fapp: Any) -> None:
+        from streams.intake import IntakeProcessor, add_intake_agents
+
+        intake = IntakeProcessor(self.app, self.db, **self.intake_checks())
+        intake.create_tables()
+        add_intake_agents(fapp, intake, self.settings.deadletter_topic)
+
+
+class ChildProcess(mode.Service):
+    """Runs an `itil` command (intake, relay) as a child process for the life of `itil up`,
+    starting it again if it dies."""
+
+    def __init__(self, command: str, bootstrap: str, loglevel: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.command = command
+        self.bootstrap = bootstrap
+        self.loglevel = loglevel
+        self.child: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self) -> None:
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        argv = [sys.executable, "-m", "itil.cli", "--loglevel", self.loglevel, self.command]
+        self.child = subprocess.Popen(argv, env=env)
+
+    async def on_start(self) -> None:
+        self._spawn()
+
+    @mode.Service.task
+    async def _watch(self) -> None:
+        delay = 1.0
+        while not self.should_stop:
+            await self.sleep(1.0)
+            if self.child is not None and self.child.poll() is not None and not self.should_stop:
+                code = self.child.returncode
+                log.error("itil %s exited with %s; starting it again in %.0f s", self.command, code, delay)
+                await self.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                self._spawn()
+
+    async def on_stop(self) -> None:
+        child, self.child = self.child, None
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            await asyncio.to_thread(child.wait, 30)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 class ThreadService(mode.Service):

@@ -356,6 +356,10 @@ class _Batch:
     """The application's cache for LogIncident commands carried out without saving."""
     sighting: bool = False
     """A sighting is being carried out: its changes wait for the next save."""
+    writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    """Rows of the process's tables to write, in one transaction, before the next save."""
+    ci_incidents: dict[tuple[str, str], tuple[UUID, int]] = field(default_factory=dict)
+    """The incident each CI's alarms opened in this batch (and when): rows not written yet."""
 
 
 class AlarmProcess:
@@ -549,7 +553,10 @@ class AlarmProcess:
         error goes up: the intake carries the batch out again, its messages finding what is stored.
         """
         batch = self._batch
-        if batch is None or not batch.pending:
+        if batch is None:
+            return
+        self._write_tables()
+        if not batch.pending:
             return
         pending = list(batch.pending.values())
         batch.pending.clear()
@@ -557,6 +564,7 @@ class AlarmProcess:
             self.app.save(*pending)
         except IntegrityError:
             batch.prepared.clear()
+            batch.ci_incidents.clear()
             for aggregate in pending:
                 self._alarms.pop(aggregate.id, None)
                 if isinstance(aggregate, Incident):
@@ -567,6 +575,16 @@ class AlarmProcess:
             if isinstance(aggregate, Alarm):
                 self._cache(aggregate.id, aggregate)
                 batch.absent.discard(aggregate.id)
+
+    def _write_tables(self) -> None:
+        """Write the rows the batch's sightings left for the process's tables, in one transaction."""
+        batch = self._batch
+        if batch is None or not batch.writes:
+            return
+        writes, batch.writes = batch.writes, []
+        with self.db.transaction() as tx:
+            for sql, params in writes:
+                tx.execute(sql, params)
 
     def _defer(self, aggregate: Alarm | Incident) -> None:
         """Keep a changed aggregate for the batch's next save (the message being carried out changed it)."""
@@ -656,6 +674,10 @@ class AlarmProcess:
         graph = self.graphs.graph(account)
         ups = graph.ancestors(ci)
         candidates = graph.most_upstream_first([*ups, ci]) if graph.has_dependents(ci) else ups
+        batch = self._batch if self._batch is not None and self._batch.sighting else None
+        if batch is not None and not candidates:
+            return self._incident_alone(alarm, rule, at, actor, batch), None
+        self._write_tables()  # the correlation below reads every row the batch has made so far
         if candidates:
             outage = self._active_outage(account, candidates, t, graph)
             if outage is not None:
@@ -702,6 +724,37 @@ class AlarmProcess:
                 if outage is not None:
                     return (outage.parent_id if upstream == ci else own), outage.parent_id
         return own, None
+
+    def _incident_alone(self, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str, batch: _Batch) -> UUID:
+        """The incident of an alarm on a CI outside any dependency (no outage to join or start):
+        the one its CI's other alarms opened within the window, else its own. Its rows are written
+        with the batch's next save."""
+        assert alarm.ci is not None
+        account, ci, t = alarm.account, alarm.ci, us(at)
+        known = batch.ci_incidents.get((account, ci))
+        if known is None or known[1] < t - self.window_us:
+            with self.db.transaction(write=False) as tx:
+                row = tx.execute(
+                    "SELECT incident_id, opened_us FROM alarm_ci_incidents WHERE account = ? AND ci = ?"
+                    " AND opened_us >= ?",
+                    (account, ci, t - self.window_us),
+                ).one()
+            known = (UUID(row["incident_id"]), int(row["opened_us"])) if row is not None else None
+        if known is not None:
+            incident_id = known[0]
+            with self.db.transaction(write=False) as tx:
+                adopted = tx.execute(
+                    "SELECT parent_id FROM alarm_outage_children WHERE incident_id = ?", (str(incident_id),)
+                ).one()
+            parent = UUID(adopted["parent_id"]) if adopted else None
+            batch.writes.append(_member_row(incident_id, alarm, parent))
+            self.counters.joined += 1
+            return incident_id
+        own = alarm.episode_incident_id
+        self._log(own, alarm, rule, at, actor)
+        batch.ci_incidents[(account, ci)] = (own, t)
+        batch.writes += [_ci_incident_row(account, ci, own, t), _member_row(own, alarm, None)]
+        return own
 
     # -- mass outages ---------------------------------------------------------------------------
 
@@ -1044,25 +1097,23 @@ class AlarmProcess:
 
     @staticmethod
     def _insert_member(tx: Transaction, incident_id: UUID, alarm: Alarm, outage: UUID | None) -> None:
-        tx.execute(
-            "INSERT INTO alarm_members (incident_id, alarm_id, episode, outage_id) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (incident_id, alarm_id, episode) DO NOTHING",
-            (str(incident_id), str(alarm.id), alarm.episode, None if outage is None else str(outage)),
-        )
+        tx.execute(*_member_row(incident_id, alarm, outage))
 
     @staticmethod
     def _remember_ci_incident(tx: Transaction, account: str, ci: str, incident_id: UUID, t: int) -> None:
-        tx.execute(
-            "INSERT INTO alarm_ci_incidents (account, ci, incident_id, opened_us) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (account, ci) DO UPDATE SET incident_id = excluded.incident_id,"
-            " opened_us = excluded.opened_us WHERE alarm_ci_incidents.opened_us < excluded.opened_us",
-            (account, ci, str(incident_id), t),
-        )
+        tx.execute(*_ci_incident_row(account, ci, incident_id, t))
 
     def forget_incident(self, incident_id: UUID) -> None:
         """An incident's alarms cleared, or it was restored, resolved or cancelled: no new alarm joins it,
         it counts towards no new outage, and an outage it is the parent of is over."""
         key = str(incident_id)
+        with self._lock:
+            if self._batch is not None:
+                self._write_tables()
+                self._batch.ci_incidents = {k: v for k, v in self._batch.ci_incidents.items() if v[0] != incident_id}
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM alarm_ci_incidents WHERE incident_id = ?", (key,))
             tx.execute("DELETE FROM alarm_outage_hits WHERE incident_id = ?", (key,))
@@ -1148,6 +1199,25 @@ class AlarmProcess:
             self._cache(aggregate_id, alarm)
             return alarm, result
         raise ConcurrencyConflict(f"alarm {key} of {account} kept changing while the process ran; try again")
+
+
+def _member_row(incident_id: UUID, alarm: Alarm, outage: UUID | None) -> tuple[str, tuple[Any, ...]]:
+    """The alarm's episode counts on the incident (and on the outage it is part of)."""
+    return (
+        "INSERT INTO alarm_members (incident_id, alarm_id, episode, outage_id) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (incident_id, alarm_id, episode) DO NOTHING",
+        (str(incident_id), str(alarm.id), alarm.episode, None if outage is None else str(outage)),
+    )
+
+
+def _ci_incident_row(account: str, ci: str, incident_id: UUID, t: int) -> tuple[str, tuple[Any, ...]]:
+    """The CI's latest incident opened by alarms, for its next alarms within the window to join."""
+    return (
+        "INSERT INTO alarm_ci_incidents (account, ci, incident_id, opened_us) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (account, ci) DO UPDATE SET incident_id = excluded.incident_id,"
+        " opened_us = excluded.opened_us WHERE alarm_ci_incidents.opened_us < excluded.opened_us",
+        (account, ci, str(incident_id), t),
+    )
 
 
 def _restored_since(app: ItilApplication, incident_id: UUID, at: datetime) -> bool:

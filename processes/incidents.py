@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import AggregateNotFoundError
+
 from domain.errors import DomainError
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, Incident
 from itil.application import (
@@ -98,7 +100,16 @@ class CommandProcess(Process):
         return result
 
     def incident(self, incident_id: UUID) -> Incident | None:
-        return self.app.find(incident_id, Incident)
+        """The incident as stored, to read only: the application's cached object, not a copy.
+
+        Processes only decide from it (a deep copy of an incident cost more than the rest of
+        reacting to its event); every command they issue is checked on a fresh copy.
+        """
+        try:
+            found: Any = self.app.repository.get(incident_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Incident) else None
 
 
 class MassOutageProcess(CommandProcess):

@@ -11,7 +11,6 @@ import base64
 import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -54,31 +53,6 @@ def kafka_partition_reader(bootstrap: str) -> PartitionReader:
             consumer.close()
 
     return read
-
-
-class DecodedOnce:
-    """Each message of the events topic decoded once for all the agents that read it.
-
-    Every projection and process reads every event; decoding (JSON, then the envelope contract)
-    was done once per agent, a dozen times per event. The agents share one event loop, so no lock.
-    A message is known by its topic, partition, offset and bytes: after the embedded broker
-    lost its data, offsets come again with other events.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._known: OrderedDict[tuple[str, int, int], tuple[bytes, dict[str, Any]]] = OrderedDict()
-
-    def __call__(self, topic: str, partition: int, offset: int, value: bytes) -> dict[str, Any]:
-        key = (topic, partition, offset)
-        known = self._known.get(key)
-        if known is not None and known[0] == value:
-            return known[1]
-        envelope = decode_fast(value)
-        self._known[key] = (value, envelope)
-        if len(self._known) > self.size:
-            self._known.popitem(last=False)
-        return envelope
 
 
 _FAST_ENVELOPE = compile_loader(ENVELOPE_SCHEMA)
@@ -197,32 +171,31 @@ def build_faust_app(
     events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
-    decoded = DecodedOnce()
+    async def consume(stream: Any) -> None:
+        """One agent for every consumer: each batch decoded once, then applied by every consumer,
+        each in its own thread, at the same time. The batch is acknowledged (and its offsets may be
+        committed) once all of them have applied it. One agent per consumer made Faust route, wrap
+        and queue every event once per consumer, which kept the event loop busy for the whole storm.
+        """
+        loop = asyncio.get_running_loop()
+        async for batch in stream.take_events(1000, within=0.05):
+            deliveries = []
+            for event in batch:
+                message = event.message
+                try:
+                    envelope = decode_fast(message.value)
+                except (ValueError, ValidationError) as error:
+                    reason = f"not a valid itil.events envelope: {error}"
+                    log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
+                                message.offset, reason)  # fmt: skip
+                    await dead_letters.send(key=message.key, value=dead_letter(message, reason))
+                    continue
+                deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
+            if deliveries:
+                await asyncio.gather(*(loop.run_in_executor(a.executor, a.apply, deliveries) for a in appliers))
 
-    def agent_for(applier: Applier) -> None:
-        async def consume(stream: Any) -> None:
-            loop = asyncio.get_running_loop()
-            async for batch in stream.take_events(1000, within=0.05):
-                deliveries = []
-                for event in batch:
-                    message = event.message
-                    try:
-                        envelope = decoded(message.topic, message.partition, message.offset, message.value)
-                    except (ValueError, ValidationError) as error:
-                        if applier is appliers[0]:  # one dead letter per message, not one per consumer
-                            reason = f"not a valid itil.events envelope: {error}"
-                            log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
-                                        message.offset, reason)  # fmt: skip
-                            await dead_letters.send(key=message.key, value=dead_letter(message, reason))
-                        continue
-                    deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
-                if deliveries:
-                    await loop.run_in_executor(applier.executor, applier.apply, deliveries)
-
-        app.agent(events, name=applier.projection.name)(consume)
-
-    for applier in appliers:
-        agent_for(applier)
+    if appliers:
+        app.agent(events, name="itil-events")(consume)
 
     if tick is not None:
 

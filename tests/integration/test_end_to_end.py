@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -128,6 +129,48 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
     )  # fmt: skip
     mine = [json.loads(line.split(" ", 1)[1]) for line in out.stdout.splitlines() if line.startswith(incident)]
     assert [e["aggregate_version"] for e in mine] == list(range(1, 9))
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The commands of a process's children, by pid."""
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(p): args for p, args in (line.strip().split(" ", 1) for line in out.splitlines() if line.strip())}
+
+
+def test_an_alarm_goes_through_the_intake_and_relay_processes_into_the_account_view(
+    spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
+) -> None:
+    port = free_port()
+    engine = spawn("up", env={**sqlite_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
+    engine.wait_output("ITIL engine: http://", timeout=60)
+    base = f"http://127.0.0.1:{port}"
+    bootstrap = re.search(r"Kafka: ([0-9.]+:\d+)", engine.output()).group(1)  # type: ignore[union-attr]
+    children = children_of(engine.proc.pid)
+    commands = sorted(args.split("itil.cli", 1)[1].split()[-1] for args in children.values() if "itil.cli" in args)
+    assert commands == ["intake", "relay"], children
+
+    assert call("POST", f"{base}/api/accounts/resto-chain", {"name": "Resto", "roc": "roc-anne"})[0] in (200, 201)
+    assert call("POST", f"{base}/api/cis/resto-chain", {"ci": "router-12", "kind": "router"})[0] in (200, 201)
+    alarm = {
+        "message_id": "centreon-1", "type": "alarm.raised", "schema_version": 1, "source": "centreon",
+        "sent_at": "2026-03-02T09:15:00+01:00", "at": "2026-03-02T09:15:00+01:00", "account": "resto-chain",
+        "ci": "router-12", "check": "ping", "severity": "critical", "dedup_key": "router-12/ping",
+        "summary": "router-12 unreachable",
+    }  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+
+    def incident_of_the_alarm() -> dict | None:  # the CI may still be on its way to the intake's checks
+        producer.send("itil.intake.alerts", key=b"router-12/ping", value=json.dumps(alarm).encode()).get(30)
+        incidents = call("GET", f"{base}/api/accounts/resto-chain/incidents")[1]["incidents"]
+        return next((i for i in incidents if i["ci"] == "router-12"), None)
+
+    found = wait_for(incident_of_the_alarm, 120, interval=2.0, what="the alarm's incident in the account view")
+    assert found["priority"] == "P1" and found["title"].startswith("ping on router-12"), found
+    producer.close()
+
+    engine.proc.send_signal(signal.SIGTERM)  # the engine alone: it stops its children
+    engine.proc.wait(60)
+    wait_for(lambda: all(not Path(f"/proc/{pid}").exists() for pid in children), 30, what="children stopped")
 
 
 def test_bad_requests_get_clear_json_errors(

@@ -1,4 +1,4 @@
-"""Work the worker's agents share: each event decoded once, one queue for the writers of a SQLite file."""
+"""What the worker shares: an exact fast decode of each event, one queue for the writers of a SQLite file."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from unittest import mock
 import pytest
 from marshmallow import ValidationError
 
-import streams.worker as worker
 from domain.monitoring import Alarm
 from itil.application import ItilApplication
 from projections.db import Database
-from streams.envelope import decode, encode, envelope_of
-from streams.worker import DecodedOnce, decode_fast
+from streams.envelope import ENVELOPE_SCHEMA, decode, encode, envelope_of
+from streams.worker import decode_fast
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -27,29 +26,27 @@ def an_envelope(position: int) -> bytes:
     return encode(envelope_of(event, position, position - 1 if position > 1 else None))
 
 
-def test_an_envelope_is_decoded_once_for_every_agent_and_as_the_contract_says() -> None:
-    decoded = DecodedOnce()
+def test_the_worker_decodes_an_envelope_as_the_contract_says_without_marshmallow() -> None:
     raw = an_envelope(7)
-    with mock.patch.object(worker, "decode_fast", wraps=decode_fast) as decoding:
-        first = decoded("itil.events", 0, 41, raw)
-        again = decoded("itil.events", 0, 41, raw)
-    assert decoding.call_count == 1 and again is first
-    assert first == decode(raw)
+    with mock.patch.object(ENVELOPE_SCHEMA, "load", wraps=ENVELOPE_SCHEMA.load) as marshmallow:
+        fast = decode_fast(raw)
+    assert marshmallow.call_count == 0
+    assert fast == decode(raw)
 
 
-def test_an_offset_that_comes_again_with_other_bytes_is_decoded_again() -> None:
-    decoded = DecodedOnce()
-    before = decoded("itil.events", 0, 0, an_envelope(1))
-    after = decoded("itil.events", 0, 0, an_envelope(2))  # the broker lost its data; the relay republished
-    assert (before["position"], after["position"]) == (1, 2)
+def test_the_first_event_of_a_partition_has_no_previous_position_and_decodes_the_same() -> None:
+    raw = an_envelope(1)
+    assert decode_fast(raw) == decode(raw) and decode_fast(raw)["previous_position"] is None
 
 
 def test_what_the_contract_refuses_is_refused_the_same_way() -> None:
-    decoded = DecodedOnce()
     with pytest.raises(ValueError):
-        decoded("itil.events", 0, 1, b"not json")
-    with pytest.raises(ValidationError):
-        decoded("itil.events", 0, 2, b'{"envelope_version": 1}')
+        decode_fast(b"not json")
+    with pytest.raises(ValidationError) as fast:
+        decode_fast(b'{"envelope_version": 1}')
+    with pytest.raises(ValidationError) as slow:
+        decode(b'{"envelope_version": 1}')
+    assert fast.value.messages == slow.value.messages
 
 
 def test_the_views_and_the_event_store_queue_on_one_writer_lock(tmp_path: Path) -> None:
