@@ -1,7 +1,8 @@
 """Group commit: concurrent commands carried out together, their events saved in one transaction.
 
-While one batch is being written, the commands that arrive are carried out, as they arrive, on
-top of it; they form the next batch, written as soon as the previous transaction has committed.
+While one batch is being written, the commands that arrive are carried out on top of it (together,
+once as many have queued as it holds, or when it has been written); they form the next batch,
+written as soon as the previous transaction has committed.
 At low load a batch is one command (no added latency); under load one transaction (one fsync,
 one round trip) carries many commands, and the Python work of the next batch overlaps the
 database's work on the previous one. Each command is still checked against the current state
