@@ -78,7 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     tune_interpreter()
     settings = _settings()
     engine = Engine(settings)
-    fapp, appliers = engine.faust_app(_bootstrap_or_exit(settings, "worker"))
+    fapp, appliers = engine.faust_app(_bootstrap_or_exit(settings, "worker"), intake=args.with_intake)
     stops = [StopFlag(a.stopping) for a in appliers]
     faust.Worker(fapp, *stops, loglevel=args.loglevel).execute_from_commandline()
 
@@ -267,7 +267,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                         choices=["crit", "error", "warn", "info", "debug"])  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help=cmd_up.__doc__).set_defaults(func=cmd_up)
-    sub.add_parser("worker", help=cmd_worker.__doc__).set_defaults(func=cmd_worker)
+    worker = sub.add_parser("worker", help=cmd_worker.__doc__)
+    worker.add_argument(
+        "--with-intake", action="store_true", help="also consume the intake topics (no itil intake runs)"
+    )
+    worker.set_defaults(func=cmd_worker)
     sub.add_parser("intake", help=cmd_intake.__doc__).set_defaults(func=cmd_intake)
     web = sub.add_parser("web", help=cmd_web.__doc__)
     web.add_argument("--with-relay", action="store_true", help="also run the relay in this process")

@@ -21,7 +21,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from kafka import KafkaConsumer, TopicPartition
 from marshmallow import ValidationError
 
-from projections.tracking import Delivery, PartitionGap, TrackedConsumer
+from projections.tracking import Delivery, PartitionGap, Projection, TrackedConsumer
 from streams.envelope import ENVELOPE_SCHEMA, decode
 from streams.fastload import compile_loader
 
@@ -171,31 +171,38 @@ def build_faust_app(
     events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
-    async def consume(stream: Any) -> None:
-        """One agent for every consumer: each batch decoded once, then applied by every consumer,
-        each in its own thread, at the same time. The batch is acknowledged (and its offsets may be
-        committed) once all of them have applied it. One agent per consumer made Faust route, wrap
-        and queue every event once per consumer, which kept the event loop busy for the whole storm.
-        """
-        loop = asyncio.get_running_loop()
-        async for batch in stream.take_events(1000, within=0.05):
-            deliveries = []
-            for event in batch:
-                message = event.message
-                try:
-                    envelope = decode_fast(message.value)
-                except (ValueError, ValidationError) as error:
-                    reason = f"not a valid itil.events envelope: {error}"
-                    log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
-                                message.offset, reason)  # fmt: skip
-                    await dead_letters.send(key=message.key, value=dead_letter(message, reason))
-                    continue
-                deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
-            if deliveries:
-                await asyncio.gather(*(loop.run_in_executor(a.executor, a.apply, deliveries) for a in appliers))
+    def agent_for(name: str, members: Sequence[Applier], dead_lettering: bool) -> None:
+        async def consume(stream: Any) -> None:
+            """Each batch decoded once, then applied by every consumer of the group, each in its own
+            thread, at the same time; acknowledged (its offsets may be committed) once all have."""
+            loop = asyncio.get_running_loop()
+            async for batch in stream.take_events(1000, within=0.05):
+                deliveries = []
+                for event in batch:
+                    message = event.message
+                    try:
+                        envelope = decode_fast(message.value)
+                    except (ValueError, ValidationError) as error:
+                        if dead_lettering:  # one dead letter per message, not one per group
+                            reason = f"not a valid itil.events envelope: {error}"
+                            log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
+                                        message.offset, reason)  # fmt: skip
+                            await dead_letters.send(key=message.key, value=dead_letter(message, reason))
+                        continue
+                    deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
+                if deliveries:
+                    await asyncio.gather(*(loop.run_in_executor(a.executor, a.apply, deliveries) for a in members))
 
-    if appliers:
-        app.agent(events, name="itil-events")(consume)
+        app.agent(events, name=name)(consume)
+
+    # Two agents, not one per consumer (Faust routes, wraps and queues every event once per agent,
+    # which kept the event loop busy for a whole storm): the views, quick to apply, never wait
+    # for the processes, which issue commands.
+    views = [a for a in appliers if isinstance(a.projection, Projection)]
+    processes = [a for a in appliers if not isinstance(a.projection, Projection)]
+    for name, members in (("itil-views", views), ("itil-processes", processes)):
+        if members:
+            agent_for(name, members, dead_lettering=members is (views or processes))
 
     if tick is not None:
 
