@@ -217,7 +217,11 @@ class CiGraph:
 
 
 class CiGraphs:
-    """Each account's CI graph from the CI registry, kept `ttl` seconds or until invalidated."""
+    """Each account's CI graph from the CI registry, read again when the registry has changed
+    (its recorded positions moved: it applied CI events, or was rebuilt) or after `ttl` seconds.
+
+    The registry is a view the worker keeps; the intake may run in another process, so a
+    change is noticed from the database, not from a call."""
 
     def __init__(
         self,
@@ -229,17 +233,25 @@ class CiGraphs:
         self.ttl = ttl
         self.clock = clock
         self._lock = threading.Lock()
-        self._graphs: dict[str, tuple[float, CiGraph]] = {}
+        self._graphs: dict[str, tuple[float, int, CiGraph]] = {}
+
+    def _registry_version(self) -> int:
+        with self.registry.db.transaction(write=False) as tx:
+            row = tx.execute(
+                "SELECT COALESCE(SUM(position), 0) AS version FROM view_positions WHERE projection = ?",
+                (self.registry.name,),
+            ).one()
+        return int(row["version"]) if row else 0
 
     def graph(self, account: str) -> CiGraph:
-        now = self.clock()
+        now, version = self.clock(), self._registry_version()
         with self._lock:
             known = self._graphs.get(account)
-        if known is not None and now - known[0] < self.ttl:
-            return known[1]
+        if known is not None and now - known[0] < self.ttl and known[1] == version:
+            return known[2]
         graph = CiGraph(self.registry.relations(account))
         with self._lock:
-            self._graphs[account] = (now, graph)
+            self._graphs[account] = (now, version, graph)
         return graph
 
     def invalidate(self, account: str | None = None) -> None:

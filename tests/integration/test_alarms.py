@@ -29,7 +29,7 @@ from itil.application import ItilApplication
 from itil.configuration import RegisterCi, RelateCis, ci_id
 from itil.monitoring import SetAlarmRules
 from itil.web import WebApi
-from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection
+from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, CiGraphs
 from processes.incidents import MassOutageProcess
 from projections.account_incidents import AccountIncidentsProjection
 from projections.configuration import CiRegistryProjection
@@ -209,6 +209,17 @@ def engine(store_env: dict[str, str], request: pytest.FixtureRequest) -> Engine:
 
 
 # -- mass outages ---------------------------------------------------------------------------------
+
+
+def test_the_ci_graph_follows_the_registry_without_being_told(engine: Engine) -> None:
+    graphs = CiGraphs(engine.registry, ttl=3600)  # as in an intake process: no consumer invalidates it
+    engine.app.handle(RegisterCi(ACCOUNT, LINK, "carrier_link", "cmdb-sync", T0 - timedelta(days=1)))
+    engine.app.handle(RegisterCi(ACCOUNT, site(1), "site", "cmdb-sync", T0 - timedelta(days=1)))
+    engine.pump()
+    assert not graphs.graph(ACCOUNT).has_dependents(LINK)
+    engine.app.handle(RelateCis(ACCOUNT, site(1), "depends_on", LINK, "cmdb-sync", T0 - timedelta(days=1)))
+    engine.pump()
+    assert graphs.graph(ACCOUNT).has_dependents(LINK)
 
 
 def test_an_alarm_storm_behind_a_carrier_link_becomes_one_parent_incident_with_a_child_per_site(
