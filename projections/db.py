@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sqlite3
@@ -83,21 +84,60 @@ class Transaction:
         return [dict(r) for r in self._cursor.fetchall()]
 
 
-_WRITERS: dict[str, threading.RLock] = {}
-_WRITERS_GUARD = threading.Lock()
-
-
-def sqlite_writer_lock(path: str) -> threading.RLock:
-    """The lock every writer of this SQLite file in this process takes for its write transaction.
+class WriterLock:
+    """The lock every writer of one SQLite file takes for its write transaction: a re-entrant lock
+    among the threads of this process, and an advisory lock on a file beside the database among
+    processes (`itil up` runs the worker, the intake and the relay apart).
 
     SQLite lets one writer in at a time, and a writer that finds the file locked sleeps in its
     busy handler (up to 100 ms a time) rather than waking when the lock is released: with a
     dozen consumers, the intake and the event store writing at once, most of a storm went by in
-    those sleeps. Queued on one lock, the process's writers get the file as soon as it is free.
+    those sleeps. Queued on these locks, writers get the file as soon as it is free.
     """
+
+    def __init__(self, path: str) -> None:
+        self.path = path + ".writer-lock"
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._threads.acquire(blocking, timeout):
+            return False
+        if self._depth == 0:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._threads.release()
+                raise
+        self._depth += 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._threads.release()
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+_WRITERS: dict[str, WriterLock] = {}
+_WRITERS_GUARD = threading.Lock()
+
+
+def sqlite_writer_lock(path: str) -> WriterLock:
+    """The writer lock of this SQLite file (one per file in a process)."""
     key = os.path.realpath(path)
     with _WRITERS_GUARD:
-        return _WRITERS.setdefault(key, threading.RLock())
+        return _WRITERS.setdefault(key, WriterLock(key))
 
 
 class Database:

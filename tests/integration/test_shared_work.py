@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -13,9 +15,10 @@ from marshmallow import ValidationError
 
 from domain.monitoring import Alarm
 from itil.application import ItilApplication
-from projections.db import Database
+from projections.db import Database, sqlite_writer_lock
 from streams.envelope import ENVELOPE_SCHEMA, decode, encode, envelope_of
 from streams.worker import decode_fast
+from tests.conftest import ROOT
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -72,3 +75,32 @@ def test_the_views_and_the_event_store_queue_on_one_writer_lock(tmp_path: Path) 
         assert not saved.is_set()  # the store's writer waits its turn on the lock, not in SQLite
     saver.join(10)
     assert saved.is_set()
+
+
+def test_writers_in_other_processes_queue_on_the_same_lock(tmp_path: Path) -> None:
+    path = str(tmp_path / "itil.sqlite")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import sys, time; from projections.db import sqlite_writer_lock\n"
+            f"lock = sqlite_writer_lock({path!r}); lock.acquire()\n"
+            "print('held', flush=True); sys.stdin.readline(); lock.release(); print('released', flush=True)\n"
+        )],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdin is not None
+    assert holder.stdout.readline().strip() == "held"
+    lock, got = sqlite_writer_lock(path), threading.Event()
+
+    def take() -> None:
+        with lock:
+            got.set()
+
+    taker = threading.Thread(target=take)
+    taker.start()
+    assert not got.wait(0.5)  # the other process holds it
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "released"
+    assert got.wait(10)
+    taker.join(10)
+    holder.wait(10)
