@@ -124,6 +124,7 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "ChildAttached": lambda p: f"Incident {p['child_id']} attached as a child of this one",
     "AttachedToParent": lambda p: f"Attached to parent incident {p['parent_id']}",
     "ProblemLinked": lambda p: f"Linked to problem {p['problem_id']}",
+    "ProblemUnlinked": lambda p: f"Unlinked from problem {p['problem_id']}",
     "WorkaroundNoted": lambda p: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
 }
 
@@ -254,6 +255,8 @@ def _apply_in_place(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, 
         row["parent_id"] = p["parent_id"]
     elif kind == "ProblemLinked":
         row["problem_ids"] = json.dumps([*json.loads(row["problem_ids"]), p["problem_id"]])
+    elif kind == "ProblemUnlinked":
+        row["problem_ids"] = json.dumps([i for i in json.loads(row["problem_ids"]) if i != p["problem_id"]])
     elif kind == "WorkaroundNoted":
         row["workaround"] = p["workaround"]
     row["updated_at"] = at

@@ -49,6 +49,7 @@ COMMANDS = {
     "attach_to_parent": lambda i, at: i.attach_to_parent(parent_id=PARENT, actor="a", at=at),
     "link_problem_a": lambda i, at: i.link_problem(problem_id=PROBLEM_A, actor="a", at=at),
     "link_problem_b": lambda i, at: i.link_problem(problem_id=PROBLEM_B, actor="a", at=at),
+    "unlink_problem_a": lambda i, at: i.unlink_problem(problem_id=PROBLEM_A, actor="a", at=at),
     "workaround_a": lambda i, at: i.note_workaround(problem_id=PROBLEM_A, workaround="reboot", actor="a", at=at),
     "workaround_b": lambda i, at: i.note_workaround(problem_id=PROBLEM_B, workaround="4G", actor="a", at=at),
 }
