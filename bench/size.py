@@ -97,8 +97,11 @@ def main() -> None:
             view = sqlite3.connect(env["SQLITE_DBNAME"], timeout=30)
             began = time.perf_counter()
             while True:
-                have = view.execute("SELECT COUNT(*) FROM sla_clocks WHERE metric = 'restoration'").fetchone()[0]
-                rows = view.execute("SELECT COUNT(*) FROM view_incidents").fetchone()[0]
+                try:
+                    have = view.execute("SELECT COUNT(*) FROM sla_clocks WHERE metric = 'restoration'").fetchone()[0]
+                    rows = view.execute("SELECT COUNT(*) FROM view_incidents").fetchone()[0]
+                except sqlite3.OperationalError:  # the worker has not made its tables yet
+                    have = rows = 0
                 if have >= incidents and rows >= incidents:
                     break
                 if time.perf_counter() - began > 1800:

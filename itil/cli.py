@@ -87,9 +87,10 @@ def cmd_intake(args: argparse.Namespace) -> None:
     """The intake alone: monitoring, extranet and fleet topics into commands (`itil up` runs it apart)."""
     import faust
 
-    from itil.runtime import Engine, tune_interpreter
+    from itil.runtime import Engine, exit_with_parent, tune_interpreter
 
     tune_interpreter()
+    exit_with_parent()
     settings = _settings()
     engine = Engine(settings)
     fapp = engine.intake_app(_bootstrap_or_exit(settings, "intake"))
@@ -117,9 +118,10 @@ def cmd_relay(args: argparse.Namespace) -> None:
     """The store-to-Kafka relay (run one or more: one publishes, the others stand by)."""
     import mode
 
-    from itil.runtime import Engine, ThreadService, tune_interpreter
+    from itil.runtime import Engine, ThreadService, exit_with_parent, tune_interpreter
 
     tune_interpreter()
+    exit_with_parent()
     settings = _settings()
     engine = Engine(settings)
     relay = engine.relay(_bootstrap_or_exit(settings, "relay"), poll_interval=0.02)  # no command here wakes it

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -54,6 +56,21 @@ SWITCH_INTERVAL = 0.0005
 The engine's threads (a dozen consumers, the intake, the relay) mostly run short SQLite and
 Kafka calls that release the GIL; each one then waited up to the whole interval to get it back
 from a thread busy in Python, which made a storm's intake ten times slower than alone."""
+
+
+def exit_with_parent() -> None:
+    """In a child process of `itil up`: stop (as on SIGTERM) once `itil up` is gone, even killed
+    outright, so no intake or relay outlives the engine it belongs to."""
+    parent = os.environ.get("ITIL_PARENT_PID")
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def tune_interpreter() -> None:
@@ -232,7 +249,7 @@ class ChildProcess(mode.Service):
         self.child: subprocess.Popen[bytes] | None = None
 
     def _spawn(self) -> None:
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap}
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "ITIL_PARENT_PID": str(os.getpid())}
         argv = [sys.executable, "-m", "itil.cli", "--loglevel", self.loglevel, self.command]
         self.child = subprocess.Popen(argv, env=env)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import signal
 import subprocess
@@ -171,6 +173,26 @@ def test_an_alarm_goes_through_the_intake_and_relay_processes_into_the_account_v
     engine.proc.send_signal(signal.SIGTERM)  # the engine alone: it stops its children
     engine.proc.wait(60)
     wait_for(lambda: all(not Path(f"/proc/{pid}").exists() for pid in children), 30, what="children stopped")
+
+
+def test_the_intake_and_relay_processes_do_not_outlive_an_engine_killed_outright(
+    spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
+) -> None:
+    port = free_port()
+    engine = spawn("up", env={**sqlite_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
+    engine.wait_output("ITIL engine: http://", timeout=60)
+
+    def itil_children() -> dict[int, str]:
+        return {pid: args for pid, args in children_of(engine.proc.pid).items() if "itil.cli" in args}
+
+    children = wait_for(lambda: len(c := itil_children()) == 2 and c, 30, what="intake and relay")
+    engine.proc.kill()  # SIGKILL: it cannot stop them itself
+    engine.proc.wait(30)
+    try:
+        wait_for(lambda: all(not Path(f"/proc/{pid}").exists() for pid in children), 30, what="children gone")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(engine.proc.pid, signal.SIGKILL)  # the embedded broker, which does not watch its parent
 
 
 def test_bad_requests_get_clear_json_errors(
