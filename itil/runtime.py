@@ -75,7 +75,7 @@ def exit_with_parent() -> None:
 
 def tune_interpreter() -> None:
     """For a process that runs the engine's threads (itil up, itil worker)."""
-    sys.setswitchinterval(float(os.environ.get("ITIL_SWITCH_INTERVAL") or SWITCH_INTERVAL))
+    sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 class Engine:

@@ -189,31 +189,29 @@ class CiGraph:
     def weight(self, ci: str) -> int:
         """How many CIs depend on `ci`, directly or not."""
         if ci not in self._weights:
-            seen: set[str] = set()
-            to_visit = [ci]
-            while to_visit:
-                for source in self._held_by.get(to_visit.pop(), ()):
-                    if source != ci and source not in seen:
-                        seen.add(source)
-                        to_visit.append(source)
-            self._weights[ci] = len(seen)
+            self._weights[ci] = len(_reachable(ci, self._held_by))
         return self._weights[ci]
 
     def ancestors(self, ci: str) -> tuple[str, ...]:
         """Every CI `ci` depends on or is located at, directly or not, the most upstream first."""
         if ci not in self._ancestors:
-            seen: set[str] = set()
-            to_visit = [ci]
-            while to_visit:
-                for target in self.upstream.get(to_visit.pop(), ()):
-                    if target != ci and target not in seen:
-                        seen.add(target)
-                        to_visit.append(target)
-            self._ancestors[ci] = self.most_upstream_first(seen)
+            self._ancestors[ci] = self.most_upstream_first(_reachable(ci, self.upstream))
         return self._ancestors[ci]
 
     def most_upstream_first(self, cis: Iterable[str]) -> tuple[str, ...]:
         return tuple(sorted(cis, key=lambda c: (-self.weight(c), c)))
+
+
+def _reachable(start: str, edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """Every CI reached from `start` along `edges`, directly or not (`start` itself left out)."""
+    seen: set[str] = set()
+    to_visit = [start]
+    while to_visit:
+        for nxt in edges.get(to_visit.pop(), ()):
+            if nxt != start and nxt not in seen:
+                seen.add(nxt)
+                to_visit.append(nxt)
+    return seen
 
 
 class CiGraphs:

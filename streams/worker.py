@@ -22,8 +22,7 @@ from kafka import KafkaConsumer, TopicPartition
 from marshmallow import ValidationError
 
 from projections.tracking import Delivery, PartitionGap, Projection, TrackedConsumer
-from streams.envelope import ENVELOPE_SCHEMA, decode
-from streams.fastload import compile_loader
+from streams.envelope import decode
 
 log = logging.getLogger(__name__)
 
@@ -53,23 +52,6 @@ def kafka_partition_reader(bootstrap: str) -> PartitionReader:
             consumer.close()
 
     return read
-
-
-_FAST_ENVELOPE = compile_loader(ENVELOPE_SCHEMA)
-
-
-def decode_fast(value: bytes) -> dict[str, Any]:
-    """`streams.envelope.decode`, through the exact fast path compiled from the envelope contract."""
-    if _FAST_ENVELOPE is not None:
-        try:
-            body = json.loads(value)
-        except ValueError:
-            return decode(value)  # its error
-        if isinstance(body, dict):
-            loaded = _FAST_ENVELOPE(body)
-            if loaded is not None:
-                return loaded
-    return decode(value)
 
 
 class Applier:
@@ -181,7 +163,7 @@ def build_faust_app(
                 for event in batch:
                     message = event.message
                     try:
-                        envelope = decode_fast(message.value)
+                        envelope = decode(message.value)
                     except (ValueError, ValidationError) as error:
                         if dead_lettering:  # one dead letter per message, not one per group
                             reason = f"not a valid itil.events envelope: {error}"
