@@ -45,7 +45,7 @@ def cmd_up(args: argparse.Namespace) -> None:
     try:
         engine = Engine(settings)
         several = settings.up_processes == "several"
-        fapp, appliers = engine.faust_app(bootstrap, intake=not several)
+        fapp, appliers = engine.faust_app(bootstrap)
         from pathlib import Path
 
         kcat = Path(sys.prefix) / "bin" / "kcat"  # the wrapper `make setup` installs (see README)
@@ -55,7 +55,10 @@ def cmd_up(args: argparse.Namespace) -> None:
         if several:  # the intake and the relay in processes of their own: each has a core and a GIL
             around = [ChildProcess("intake", bootstrap, args.loglevel), ChildProcess("relay", bootstrap, args.loglevel)]
         else:
-            around = [ThreadService("relay", engine.relay(bootstrap).run)]
+            around = [
+                ThreadService("relay", engine.relay(bootstrap).run),
+                ThreadService("intake", engine.intake_consumer(bootstrap).run),
+            ]
         worker = faust.Worker(
             fapp,
             *around,
@@ -72,29 +75,33 @@ def cmd_up(args: argparse.Namespace) -> None:
 def cmd_worker(args: argparse.Namespace) -> None:
     """The stream processor alone (run several: they share the partitions)."""
     import faust
+    import mode
 
-    from itil.runtime import Engine, StopFlag, tune_interpreter
+    from itil.runtime import Engine, StopFlag, ThreadService, tune_interpreter
 
     tune_interpreter()
     settings = _settings()
     engine = Engine(settings)
-    fapp, appliers = engine.faust_app(_bootstrap_or_exit(settings, "worker"), intake=args.with_intake)
-    stops = [StopFlag(a.stopping) for a in appliers]
-    faust.Worker(fapp, *stops, loglevel=args.loglevel).execute_from_commandline()
+    bootstrap = _bootstrap_or_exit(settings, "worker")
+    fapp, appliers = engine.faust_app(bootstrap)
+    services: list[mode.Service] = [StopFlag(a.stopping) for a in appliers]
+    if args.with_intake:
+        services.append(ThreadService("intake", engine.intake_consumer(bootstrap).run))
+    faust.Worker(fapp, *services, loglevel=args.loglevel).execute_from_commandline()
 
 
 def cmd_intake(args: argparse.Namespace) -> None:
     """The intake alone: monitoring, extranet and fleet topics into commands (`itil up` runs it apart)."""
-    import faust
+    import mode
 
-    from itil.runtime import Engine, exit_with_parent, tune_interpreter
+    from itil.runtime import Engine, ThreadService, exit_with_parent, tune_interpreter
 
     tune_interpreter()
     exit_with_parent()
     settings = _settings()
     engine = Engine(settings)
-    fapp = engine.intake_app(_bootstrap_or_exit(settings, "intake"))
-    faust.Worker(fapp, loglevel=args.loglevel).execute_from_commandline()
+    consumer = engine.intake_consumer(_bootstrap_or_exit(settings, "intake"))
+    mode.Worker(ThreadService("intake", consumer.run), loglevel=args.loglevel).execute_from_commandline()
 
 
 def cmd_web(args: argparse.Namespace) -> None:

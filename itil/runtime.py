@@ -37,6 +37,7 @@ from streams.relay import Relay
 
 if TYPE_CHECKING:
     from streams.contracts import IntakeMessage
+    from streams.intake import IntakeConsumer
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +174,9 @@ class Engine:
     def web_app(self) -> web.Application:
         return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
 
-    def faust_app(self, bootstrap: str, intake: bool = True) -> tuple[Any, Any]:
-        """The worker: every projection and process on the events topic, and the intake agents
-        unless `intake` is False (`itil up` then runs them in a process of their own)."""
+    def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
+        """The worker: every projection and process on the events topic (the intake is apart:
+        `intake_consumer`)."""
         from itil.deadletters import DeadLetterReplays
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
@@ -197,30 +198,22 @@ class Engine:
             appliers=appliers,
             tick=self.tick,
         )
-        if intake:
-            self._add_intake(fapp)
         return fapp, appliers
 
-    def intake_app(self, bootstrap: str) -> Any:
-        """The intake alone (`itil intake`): monitoring, extranet and fleet messages into commands.
+    def intake_consumer(self, bootstrap: str) -> IntakeConsumer:
+        """The intake: monitoring, extranet and fleet messages into commands (`itil intake`, or a
+        thread of the worker's process with `itil worker --with-intake`).
 
         In a process of its own, a storm's intake has a core (and a GIL) to itself instead of
         sharing them with a dozen consumers of the events topic.
         """
-        from streams.worker import build_faust_app
+        from streams.intake import IntakeConsumer, IntakeProcessor
 
         self._ensure_topics(bootstrap)
         self.alarm_process.publisher = kafka_automation_publisher(bootstrap)
-        fapp = build_faust_app(
-            bootstrap=bootstrap,
-            group=self.settings.intake_group,
-            events_topic=self.settings.events_topic,
-            deadletter_topic=self.settings.deadletter_topic,
-            partitions=self.settings.events_partitions,
-            appliers=[],
-        )
-        self._add_intake(fapp)
-        return fapp
+        processor = IntakeProcessor(self.app, self.db, **self.intake_checks())
+        processor.create_tables()
+        return IntakeConsumer(bootstrap, self.settings.intake_group, processor, self.settings.deadletter_topic)
 
     def _ensure_topics(self, bootstrap: str) -> None:
         from streams.contracts import AUTOMATION_REQUESTS_TOPIC, INTAKE_TOPICS
@@ -228,13 +221,6 @@ class Engine:
 
         for topic in (*INTAKE_TOPICS, AUTOMATION_REQUESTS_TOPIC, self.settings.deadletter_topic):
             ensure_topic(bootstrap, topic, self.settings.events_partitions)
-
-    def _add_intake(self, fapp: Any) -> None:
-        from streams.intake import IntakeProcessor, add_intake_agents
-
-        intake = IntakeProcessor(self.app, self.db, **self.intake_checks())
-        intake.create_tables()
-        add_intake_agents(fapp, intake, self.settings.deadletter_topic)
 
 
 class ChildProcess(mode.Service):

@@ -8,22 +8,21 @@ the id. What it refuses comes back as a dead-letter outcome; `DeadLetterWriter` 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import dataclasses
 import hashlib
 import json
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
 import itil.application as application
@@ -598,60 +597,93 @@ def run_intake_once(
         consumer.close()
 
 
-def add_intake_agents(
-    faust_app: Any, processor: IntakeProcessor, deadletter_topic: str, topics: Iterable[str] = INTAKE_TOPICS
-) -> None:
-    """Add one Faust agent per intake topic: each message to the processor, refusals to `deadletter_topic`.
+class IntakeConsumer:
+    """The intake's consumers: one kafka-python consumer per intake topic, each topic's in a group
+    of its own (`<group>.<topic>`: members of one group subscribed to different topics made the
+    embedded broker take 10-30 s, at times minutes, to settle every rebalance).
 
-    A dead letter is acknowledged by the broker before the agent moves on, so the offset commit never
-    passes a refused message whose letter was lost. A failure that is not a refusal (the store is
-    down, a concurrency conflict) is retried, with backoff, until it passes: the partition waits.
+    Each polls a batch, has the processor carry it out, produces its dead letters (acknowledged by
+    the broker) and only then commits the batch's offsets: at least once, and a refused message's
+    letter is never lost behind a commit. A failure that is not a refusal (the store is down, a
+    concurrency conflict) is retried, with backoff, until it passes: the partition waits.
+
+    Plain consumers rather than Faust agents: the intake needs no tables nor routing, and Faust's
+    per-message machinery (events, acks, a consumer thread handing over to the event loop, then to
+    an executor) cost more CPU than carrying out a repeated alarm. A topic has a thread of its own,
+    so no topic waits behind another's storm.
     """
-    dead = faust_app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
-    executors: dict[str, ThreadPoolExecutor] = {}  # a thread per topic: no topic waits behind another's
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        processor: IntakeProcessor,
+        deadletter_topic: str = DEADLETTER_TOPIC,
+        topics: Iterable[str] = INTAKE_TOPICS,
+        max_records: int = 500,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.group = group
+        self.processor = processor
+        self.deadletter_topic = deadletter_topic
+        self.topics = tuple(topics)
+        self.max_records = max_records
 
-    def run(topic: str, call: Callable[..., Any], *args: Any) -> Awaitable[Any]:
-        if topic not in executors:
-            executors[topic] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"intake-{topic}")
-        return asyncio.get_running_loop().run_in_executor(executors[topic], call, *args)
+    def run(self, stop: threading.Event) -> None:
+        """Consume every intake topic until `stop` is set."""
+        threads = [
+            threading.Thread(target=self._consume, args=(topic, stop), name=f"intake-{topic}", daemon=True)
+            for topic in self.topics
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
-    async def carry_out(m: Any) -> Outcome:
-        delay = 0.5
-        while True:
+    def _consume(self, topic: str, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                return await run(m.topic, processor.handle, m.topic, m.partition, m.offset, m.key, m.value)
-            except Exception:
-                log.exception("intake of %s[%s]@%s failed; retrying in %.1fs", m.topic, m.partition, m.offset, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                self._consume_until(topic, stop)
+            except Exception:  # the broker went away, the group moved on: join again
+                log.exception("intake consumer of %s failed; starting it again", topic)
+                stop.wait(1.0)
 
-    async def carry_out_batch(batch: list[Any]) -> list[Outcome]:
-        items = [(m.topic, m.partition, m.offset, m.key, m.value) for m in batch]
+    def _consume_until(self, topic: str, stop: threading.Event) -> None:
+        consumer = KafkaConsumer(
+            topic, bootstrap_servers=self.bootstrap, group_id=f"{self.group}.{topic}",
+            client_id=f"{self.group}-{topic}", enable_auto_commit=False, auto_offset_reset="earliest",
+            fetch_max_wait_ms=20, session_timeout_ms=10000, heartbeat_interval_ms=1000, max_poll_interval_ms=600000,
+            max_poll_records=self.max_records,
+        )  # fmt: skip
+        letters = DeadLetterWriter(self.bootstrap, self.deadletter_topic)
+        try:
+            while not stop.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                for records in polled.values():
+                    self._carry_out(records, letters, stop)
+                    if stop.is_set():
+                        return  # not committed: carried out (once) again after a restart
+                if polled:
+                    consumer.commit({tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in polled.items()})
+        finally:
+            letters.close()
+            consumer.close(autocommit=False)
+
+    def _carry_out(self, records: Sequence[Any], letters: DeadLetterWriter, stop: threading.Event) -> None:
+        items = [(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
         delay = 0.5
-        while True:
+        while not stop.is_set():
             try:
                 began = time.perf_counter()
-                outcomes = await run(items[0][0], processor.handle_batch, items)
+                outcomes = self.processor.handle_batch(items) if len(items) > 1 else [self.processor.handle(*items[0])]
                 log.debug("intake: %d messages in %.3f s", len(items), time.perf_counter() - began)
-                return outcomes
+                break
             except Exception:
-                log.exception("intake of a batch of %s messages failed; retrying in %.1fs", len(items), delay)
-                await asyncio.sleep(delay)
+                log.exception("intake of %d message(s) of %s failed; retrying in %.1fs", len(items), items[0][0], delay)
+                stop.wait(delay)
                 delay = min(delay * 2, 30.0)
-
-    def agent_for(topic: str) -> None:
-        async def consume(stream: Any) -> None:
-            async for events in stream.take_events(500, within=0.02):
-                batch = [event.message for event in events]
-                outcomes = await carry_out_batch(batch) if len(batch) > 1 else [await carry_out(batch[0])]
-                for m, outcome in zip(batch, outcomes, strict=True):
-                    if outcome.dead_letter is not None:
-                        log.warning("%s[%s]@%s dead-lettered: %s", m.topic, m.partition, m.offset, outcome.reason)
-                        await (await dead.send(key=m.key, value=outcome.dead_letter.encode()))
-
-        source = faust_app.topic(topic, key_serializer="raw", value_serializer="raw")
-        faust_app.agent(source, name=f"intake-{topic}")(consume)
-
-    for topic in topics:
-        agent_for(topic)
+        else:
+            return
+        for outcome in outcomes:
+            if outcome.dead_letter is not None:
+                letters.write(outcome.dead_letter)

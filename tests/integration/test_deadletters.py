@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
-import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from itil.application import ItilApplication, ResolveIncident
 from itil.cli_intake import register_intake_cli
@@ -28,6 +26,7 @@ from streams.intake import (
     INTAKE_HANDLERS,
     PROCESSED,
     DeadLetterWriter,
+    IntakeConsumer,
     IntakeProcessor,
     run_intake_once,
 )
@@ -167,62 +166,46 @@ def test_poison_messages_are_dead_lettered_listed_and_replayed_once_after_a_fix(
     assert out[0]["reason"] == "there is no dead letter with this id"
 
 
-FAUST_WORKER = """
-import sys
-
-import faust
-
-from itil.application import ItilApplication
-from projections.db import Database
-from streams.intake import IntakeProcessor, add_intake_agents
-
-bootstrap, sqlite = sys.argv[1], sys.argv[2]
-env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": sqlite}
-processor = IntakeProcessor(ItilApplication(env=env), Database.from_store_env(env))
-processor.create_tables()
-app = faust.App(
-    "itil-intake-test", broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
-    topic_partitions=1, topic_disable_leader=True, consumer_auto_offset_reset="earliest",
-    broker_session_timeout=10.0, broker_heartbeat_interval=1.0, broker_rebalance_timeout=10.0,
-    broker_commit_interval=1.0, stream_wait_empty=False,
-)
-add_intake_agents(app, processor, "itil.deadletter", ["itil.intake.requests"])
-faust.Worker(app, loglevel="info").execute_from_commandline()
-"""
-
-
-def test_faust_intake_agents_carry_out_requests_and_dead_letter_refusals(
-    broker: EmbeddedBroker, sqlite_env: dict[str, str], tmp_path: Path
+def test_the_intake_consumer_carries_out_requests_and_dead_letters_refusals(
+    broker: EmbeddedBroker, sqlite_env: dict[str, str]
 ) -> None:
     bootstrap = broker.bootstrap
     ensure_topic(bootstrap, REQUESTS_TOPIC, 1)
     requester = {"account": "resto-chain", "requester": "j.martin@resto-chain.fr"}
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     producer.send(REQUESTS_TOPIC, key=b"resto-chain", value=body(
-        "incident.open", "extranet-faust-1", title="Terminal offline", ci="tpe-0042", **requester))  # fmt: skip
+        "incident.open", "extranet-consumer-1", title="Terminal offline", ci="tpe-0042", **requester))  # fmt: skip
     producer.send(REQUESTS_TOPIC, key=b"resto-chain", value=b"not json")
     producer.flush()
-    producer.close()
-    log_path = tmp_path / "faust.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-c", FAUST_WORKER, bootstrap, sqlite_env["SQLITE_DBNAME"]],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    app = ItilApplication(env=sqlite_env)
+    processor = IntakeProcessor(app, Database.from_store_env(sqlite_env))
+    processor.create_tables()
+    consumer = IntakeConsumer(bootstrap, "itil-intake-test", processor, "itil.deadletter", [REQUESTS_TOPIC])
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
     try:
-        app = ItilApplication(env=sqlite_env)
-        incident_id = intake_incident_id("extranet-faust-1")
-        wait_for(lambda: app.get_incident(incident_id), 90, what=f"the incident; worker log:\n{log_path.read_text()}")
+        incident_id = intake_incident_id("extranet-consumer-1")
+        wait_for(lambda: app.get_incident(incident_id), 60, what="the incident")
         letters = wait_for(lambda: read_dead_letters(bootstrap), 60, what="the dead letter")
         assert [s.letter.reason[:14] for s in letters] == ["malformed JSON"]
         assert letters[0].letter.value == b"not json" and letters[0].letter.topic == REQUESTS_TOPIC
+        # both offsets committed for the group: a consumer started again carries out nothing twice
+        producer.send(REQUESTS_TOPIC, key=b"resto-chain", value=body(
+            "incident.open", "extranet-consumer-2", title="Printer offline", ci="prn-7", **requester))  # fmt: skip
+        producer.flush()
+        wait_for(lambda: app.get_incident(intake_incident_id("extranet-consumer-2")), 60, what="the second incident")
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        stop.set()
+        thread.join(30)
+        producer.close()
+    assert not thread.is_alive()
+    # every offset committed for the group, the refused message's too: a restart carries out nothing twice
+    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"itil-intake-test.{REQUESTS_TOPIC}", enable_auto_commit=False)
+    try:
+        assert group.committed(TopicPartition(REQUESTS_TOPIC, 0)) == 3
+    finally:
+        group.close()
 
 
 def test_only_intake_dead_letters_are_replayed(sqlite_env: dict[str, str]) -> None:
