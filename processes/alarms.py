@@ -233,7 +233,7 @@ class CiGraphs:
         self._lock = threading.Lock()
         self._graphs: dict[str, tuple[float, int, CiGraph]] = {}
 
-    def _registry_version(self) -> int:
+    def registry_version(self) -> int:
         with self.registry.db.transaction(write=False) as tx:
             row = tx.execute(
                 "SELECT COALESCE(SUM(position), 0) AS version FROM view_positions WHERE projection = ?",
@@ -241,8 +241,11 @@ class CiGraphs:
             ).one()
         return int(row["version"]) if row else 0
 
-    def graph(self, account: str) -> CiGraph:
-        now, version = self.clock(), self._registry_version()
+    def graph(self, account: str, version: int | None = None) -> CiGraph:
+        """`version`: the registry's, when the caller has just read it (a batch reads it once)."""
+        now = self.clock()
+        if version is None:
+            version = self.registry_version()
         with self._lock:
             known = self._graphs.get(account)
         if known is not None and now - known[0] < self.ttl and known[1] == version:
@@ -369,7 +372,12 @@ class _Batch:
     writes: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
     """Rows of the process's tables to write, in one transaction, before the next save."""
     ci_incidents: dict[tuple[str, str], tuple[UUID, int]] = field(default_factory=dict)
-    """The incident each CI's alarms opened in this batch (and when): rows not written yet."""
+    """The latest incident each CI's alarms opened (and when): as stored when the batch began, or
+    opened by the batch (rows not written yet)."""
+    ci_looked_up: set[tuple[str, str]] = field(default_factory=set)
+    """CIs whose stored row (if any) is in `ci_incidents`: no need to read it again."""
+    registry_version: int | None = None
+    """The CI registry's version, read once for the batch."""
 
 
 class AlarmProcess:
@@ -540,21 +548,47 @@ class AlarmProcess:
 
     def _prefetch(self, messages: Sequence[IntakeMessage]) -> None:
         """Which of the batch's alarms (and their first incidents) are not stored yet, in one query."""
-        assert self._batch is not None
-        ids = {
-            alarm_id(m.data["account"], m.data["dedup_key"])
+        batch = self._batch
+        assert batch is not None
+        sightings = {
+            alarm_id(m.data["account"], m.data["dedup_key"]): m
             for m in messages
             if m.type in ("alarm.raised", "alarm.updated")
         }
-        ids -= self._alarms.keys()
-        if not ids:
+        if not sightings:
             return
-        firsts = {episode_incident_id(i, 1): i for i in ids}
-        stored = self.app.stored_versions([*ids, *firsts])
-        self._batch.absent = {i for i in ids if i not in stored}
-        for incident_id, alarm in firsts.items():
-            if incident_id not in stored and alarm in self._batch.absent:
-                self._batch.prepared[incident_id] = None  # LogIncident need not look for it
+        batch.registry_version = self.graphs.registry_version()
+        ids = sightings.keys() - self._alarms.keys()
+        if ids:
+            firsts = {episode_incident_id(i, 1): i for i in ids}
+            stored = self.app.stored_versions([*ids, *firsts])
+            batch.absent = {i for i in ids if i not in stored}
+            for incident_id, alarm in firsts.items():
+                if incident_id not in stored and alarm in batch.absent:
+                    batch.prepared[incident_id] = None  # LogIncident need not look for it
+        starting = {  # the CIs of alarms that may start an episode, hence open or join an incident
+            (m.data["account"].strip(), m.data["ci"])
+            for i, m in sightings.items()
+            if i in batch.absent or (i in self._alarms and not self._alarms[i].is_active)
+        }
+        self._look_up_ci_incidents(starting)
+
+    def _look_up_ci_incidents(self, cis: set[tuple[str, str]]) -> None:
+        """The stored latest incident of each of these CIs, in one query per 500."""
+        assert self._batch is not None
+        names = sorted({ci for _, ci in cis})
+        with self.db.transaction(write=False) as tx:
+            for start in range(0, len(names), 500):
+                chunk = names[start : start + 500]
+                rows = tx.execute(
+                    "SELECT account, ci, incident_id, opened_us FROM alarm_ci_incidents"
+                    f" WHERE ci IN ({', '.join('?' for _ in chunk)})",
+                    chunk,
+                ).all()
+                for r in rows:
+                    if (r["account"], r["ci"]) in cis:
+                        self._batch.ci_incidents[(r["account"], r["ci"])] = (UUID(r["incident_id"]), r["opened_us"])
+        self._batch.ci_looked_up |= cis
 
     def _flush(self) -> None:
         """Save what the batch changed so far, in one transaction.
@@ -575,6 +609,7 @@ class AlarmProcess:
         except IntegrityError:
             batch.prepared.clear()
             batch.ci_incidents.clear()
+            batch.ci_looked_up.clear()
             for aggregate in pending:
                 self._alarms.pop(aggregate.id, None)
                 if isinstance(aggregate, Incident):
@@ -681,7 +716,7 @@ class AlarmProcess:
         """The incident the alarm goes on, and the outage's parent when it is part of a mass outage."""
         assert alarm.ci is not None
         account, ci, t = alarm.account, alarm.ci, us(at)
-        graph = self.graphs.graph(account)
+        graph = self.graphs.graph(account, self._batch.registry_version if self._batch is not None else None)
         ups = graph.ancestors(ci)
         candidates = graph.most_upstream_first([*ups, ci]) if graph.has_dependents(ci) else ups
         batch = self._batch if self._batch is not None and self._batch.sighting else None
@@ -742,7 +777,9 @@ class AlarmProcess:
         assert alarm.ci is not None
         account, ci, t = alarm.account, alarm.ci, us(at)
         known = batch.ci_incidents.get((account, ci))
-        if known is None or known[1] < t - self.window_us:
+        if known is not None and known[1] < t - self.window_us:
+            known = None  # the batch's and the stored row are both older than the window
+        if known is None and (account, ci) not in batch.ci_looked_up:
             with self.db.transaction(write=False) as tx:
                 row = tx.execute(
                     "SELECT incident_id, opened_us FROM alarm_ci_incidents WHERE account = ? AND ci = ?"
@@ -1120,7 +1157,9 @@ class AlarmProcess:
         with self._lock:
             if self._batch is not None:
                 self._write_tables()
-                self._batch.ci_incidents = {k: v for k, v in self._batch.ci_incidents.items() if v[0] != incident_id}
+                forgotten = {k for k, v in self._batch.ci_incidents.items() if v[0] == incident_id}
+                self._batch.ci_incidents = {k: v for k, v in self._batch.ci_incidents.items() if k not in forgotten}
+                self._batch.ci_looked_up -= forgotten
             self._forget(key)
 
     def _forget(self, key: str) -> None:
