@@ -382,6 +382,55 @@ class AddContractVersion:
     name: str = ""
 
 
+class _ContractsRead:
+    """Contracts as last read, kept while their stored version stays the same.
+
+    Every logged incident starts its clocks against its account's contract; getting it from the
+    repository each time (a read, then a deep copy of all its versions) cost more than starting
+    the clocks. Given the version stored now (one query, for a whole batch), a contract already
+    known at that version is used as it is. Readers get an object nobody changes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: weakref.WeakKeyDictionary[ItilApplication, dict[str, ServiceContract]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def current(self, app: ItilApplication, account: str, stored_version: int | None) -> ServiceContract | None:
+        """The account's contract as stored at `stored_version` (None: no contract was ever stored)."""
+        if stored_version is None:
+            return None
+        with self._lock:
+            known = self._known.setdefault(app, {}).get(account)
+        if known is not None and known.version == stored_version:
+            return known
+        fresh = app.find_contract(account)  # a copy of its own: the repository's cache keeps another
+        if fresh is not None:
+            with self._lock:
+                contracts = self._known.setdefault(app, {})
+                if account not in contracts or contracts[account].version < fresh.version:
+                    contracts[account] = fresh
+        return fresh
+
+
+_CONTRACTS = _ContractsRead()
+
+
+def _terms_in(contract: ServiceContract | None) -> TermsLookup:
+    """The terms lookup of one contract already read (None: no contract, nothing covered)."""
+
+    def lookup(_account: str, service: str | None, priority: int, at: datetime) -> SlaTerms | None:
+        return None if contract is None else contract.terms_for(service=service, priority=priority, at=at)
+
+    return lookup
+
+
+@functools.lru_cache(maxsize=4096)
+def _contract_id(account: str) -> UUID:
+    return contract_id(account)
+
+
 # -- handlers of the other areas (problems, changes, configuration, accounts) ------------
 
 COMMAND_HANDLERS: dict[type, Callable[[ItilApplication, Any], Any]] = {}
@@ -725,6 +774,49 @@ class ItilApplication(Application[UUID]):
             return sla
         raise ConcurrencyConflict(f"the SLA clocks of incident {command.incident_id} kept changing; try again")
 
+    def start_sla_clocks(self, commands: Sequence[StartSlaClocks]) -> list[IncidentSla | Exception | None]:
+        """Start many incidents' clocks as `handle_sla` would, saved in one transaction; each
+        command's outcome (its clocks, None when no contract covers it, or the error), in order.
+
+        One query finds which clocks already exist and the contracts' versions. Clocks already
+        started (a redelivery), and all of them when the save meets another writer's, are handled
+        one by one. An error on one incident is its outcome only: the others are still saved.
+        """
+        stored = self.stored_versions(
+            [*{sla_id(c.incident_id) for c in commands}, *{_contract_id(c.account) for c in commands}]
+        )
+        outcomes: dict[UUID, IncidentSla | Exception | None] = {}
+        started: list[IncidentSla] = []
+        for command in commands:
+            if command.incident_id in outcomes or sla_id(command.incident_id) in stored:
+                continue
+            try:
+                contract = _CONTRACTS.current(self, command.account, stored.get(_contract_id(command.account)))
+                sla = carry_out(None, command, _terms_in(contract))
+            except Exception as error:  # the batch's other incidents go on
+                outcomes[command.incident_id] = error
+                continue
+            outcomes[command.incident_id] = sla
+            if sla is not None:
+                started.append(sla)
+        if started:
+            try:
+                self.save(*started)
+            except IntegrityError:
+                for sla in started:
+                    del outcomes[sla.incident_id]  # someone started some first: each one again, alone
+            else:
+                self.saved()
+        results: list[IncidentSla | Exception | None] = []
+        for command in commands:
+            if command.incident_id not in outcomes:
+                try:
+                    outcomes[command.incident_id] = self.handle_sla(command)
+                except Exception as error:  # as above
+                    outcomes[command.incident_id] = error
+            results.append(outcomes[command.incident_id])
+        return results
+
     def find_sla(self, incident_id: UUID) -> IncidentSla | None:
         try:
             found: Any = self.repository.get(sla_id(incident_id))
@@ -733,8 +825,15 @@ class ItilApplication(Application[UUID]):
         return found if isinstance(found, IncidentSla) else None
 
     def terms_for(self, account: str, service: str | None, priority: int, at: datetime) -> SlaTerms | None:
-        contract = self.find_contract(account)
+        contract = self.current_contract(account)
         return None if contract is None else contract.terms_for(service=service, priority=priority, at=at)
+
+    def current_contract(self, account: str) -> ServiceContract | None:
+        """The account's contract as stored, to read (not to change): one version query, no copy."""
+        if not isinstance(account, str):
+            return self.find_contract(account)
+        stored = self.stored_versions([_contract_id(account)])
+        return _CONTRACTS.current(self, account, stored.get(_contract_id(account)))
 
     def find_contract(self, account: str) -> ServiceContract | None:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -88,6 +89,28 @@ def _open_at(app: ItilApplication, problem_id: UUID, at: datetime) -> bool:
     return is_open
 
 
+@dataclass(frozen=True)
+class _Logged:
+    """What the recurring-incidents process reads of an `Incident.Logged` event."""
+
+    incident_id: UUID
+    version: int
+    account: str
+    series: list[str]
+    at: datetime
+
+    @classmethod
+    def of(cls, envelope: dict[str, Any]) -> _Logged:
+        payload = envelope["payload"]
+        return cls(
+            incident_id=UUID(str(envelope["aggregate_id"])),
+            version=int(envelope["aggregate_version"]),
+            account=payload["account"],
+            series=series_of(payload.get("ci"), payload.get("category")),
+            at=when(envelope["occurred_at"]),
+        )
+
+
 class RecurringIncidentsProcess(CommandProcess):
     """Proposes a problem when incidents keep coming back on one CI (or category) of an account."""
 
@@ -110,6 +133,40 @@ class RecurringIncidentsProcess(CommandProcess):
 
     def schema(self) -> Sequence[str]:
         return (SERIES_SCHEMA, SERIES_INDEX)
+
+    def react_many(self, envelopes: list[dict[str, Any]]) -> None:
+        """React to a batch's events as one by one; runs of logged incidents on distinct series go together.
+
+        An incident's step reads and writes only its series' rows (and its own rows elsewhere), so
+        the steps of incidents none of whose series another shares see what they would one by one,
+        whatever their order: a run of them records its rows in one transaction (`_track_many`).
+        Any other event the process reacts to ends the run first and is reacted to alone.
+        """
+        run: list[_Logged] = []
+        taken: set[tuple[str, str]] = set()
+        for envelope in envelopes:
+            if envelope["aggregate_type"] != "Incident":
+                continue
+            kind = kind_of(envelope)
+            if kind == "Logged":
+                try:
+                    logged = _Logged.of(envelope)
+                except Exception:
+                    self._track_many(run)  # the events before it are still reacted to
+                    raise
+                if not logged.series:
+                    continue  # counted in no series
+                keys = {(logged.account, one) for one in logged.series}
+                if keys & taken:
+                    self._track_many(run)
+                    run, taken = [], set()
+                run.append(logged)
+                taken |= keys
+            elif kind in ("Categorised", "Cancelled"):
+                self._track_many(run)
+                run, taken = [], set()
+                self.react(envelope)
+        self._track_many(run)
 
     def react(self, envelope: dict[str, Any]) -> None:
         if envelope["aggregate_type"] != "Incident":
@@ -140,6 +197,98 @@ class RecurringIncidentsProcess(CommandProcess):
             if self._step(incident_id, account, one, logged, at):
                 return
 
+    def _track_many(self, run: list[_Logged]) -> None:
+        """`_track` each logged incident of a run whose series are all distinct, in order.
+
+        Their first series' rows are recorded (and read) in one transaction for the whole run, and
+        one query of stored versions tells which incidents the store holds nothing newer of than
+        their Logged event: not cancelled, linked to no problem, so not read. An incident whose rows
+        show nothing to link or propose is done with that series; any other takes the one-by-one way
+        from there (its queries again, after the run's earlier steps). Those steps only ever remove
+        rows of the run's other series, never add or claim any: what the run's read showed as
+        nothing to do still is. Further series (an incident's category) are tracked one by one.
+        """
+        if len(run) < 2:
+            for one in run:
+                self._track(one.incident_id, one.account, one.series, one.at, one.at)
+            return
+        versions = self.app.stored_versions([one.incident_id for one in run])
+        issued = self.issued
+        rows, added = self._record_rows(run)
+        reached = -1  # the last incident whose step began
+        try:
+            for one in run:
+                reached += 1
+                series = one.series[0]
+                if self.issued != issued:  # a command of this run changed something: ask the store again
+                    versions.update(self.app.stored_versions([one.incident_id]))
+                    issued = self.issued
+                as_logged = versions.get(one.incident_id) == one.version
+                found = rows.get((one.account, series), [])
+                if not (as_logged and self._nothing_to_do(one, found)):
+                    own = next((r["problem_id"] for r in found if r["incident_id"] == str(one.incident_id)), None)
+                    if self._decide(one.incident_id, one.account, series, one.at, one.at, own, as_logged):
+                        continue
+                self._track(one.incident_id, one.account, one.series[1:], one.at, one.at)
+        except BaseException:
+            self._settle(run, reached, added)
+            raise
+        self._settle(run, len(run) - 1, added)
+
+    def _record_rows(self, run: list[_Logged]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[UUID]]:
+        """`_step`'s insert in each incident's first series, in one transaction: those series' rows
+        afterwards, and the incidents whose rows it added (the others were recorded before)."""
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        with self.db.transaction() as tx:
+            for start in range(0, len(run), 400):
+                chunk = run[start : start + 400]
+                rows = tx.execute(  # a join, not `(account, series) IN (VALUES …)`, which SQLite runs as a scan
+                    f"WITH wanted (account, series) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+                    " SELECT r.account, r.series, r.incident_id, r.logged_us, r.problem_id FROM wanted"
+                    " JOIN recurring_incidents AS r ON r.account = wanted.account AND r.series = wanted.series",
+                    [value for one in chunk for value in (one.account, one.series[0])],
+                ).all()
+                for r in rows:
+                    found.setdefault((r["account"], r["series"]), []).append(r)
+            recorded = {(key, r["incident_id"]) for key, rows in found.items() for r in rows}
+            new = [one for one in run if ((one.account, one.series[0]), str(one.incident_id)) not in recorded]
+            tx.insert_many(
+                "INSERT INTO recurring_incidents (account, series, incident_id, logged_us, problem_id)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, series, incident_id) DO NOTHING",
+                [(one.account, one.series[0], str(one.incident_id), _us(one.at), None) for one in new],
+            )
+        for one in new:
+            found.setdefault((one.account, one.series[0]), []).append(
+                {"account": one.account, "series": one.series[0], "incident_id": str(one.incident_id),
+                 "logged_us": _us(one.at), "problem_id": None}
+            )  # fmt: skip
+        return found, {one.incident_id for one in new}
+
+    def _settle(self, run: list[_Logged], reached: int, added: set[UUID]) -> None:
+        """After a run's steps up to `reached` (the last may have failed): the series of those
+        reached forget their incidents too old to count, as `_step` does; the rows added for those
+        not reached are taken back, as if their steps had not begun (they come again)."""
+        with self.db.transaction() as tx:
+            tx.executemany(
+                "DELETE FROM recurring_incidents WHERE account = ? AND series = ? AND logged_us < ?",
+                [(one.account, one.series[0], _us(one.at - 2 * self.window)) for one in run[: reached + 1]],
+            )
+            tx.executemany(
+                "DELETE FROM recurring_incidents"
+                " WHERE account = ? AND series = ? AND incident_id = ? AND problem_id IS NULL",
+                [(one.account, one.series[0], str(one.incident_id)) for one in run[reached + 1 :]
+                 if one.incident_id in added],
+            )  # fmt: skip
+
+    def _nothing_to_do(self, one: _Logged, rows: list[dict[str, Any]]) -> bool:
+        """Whether a logged incident's series rows call for nothing: no problem within the window,
+        and no run of `threshold` unclaimed incidents with this one."""
+        low, high = _us(one.at - self.window), _us(one.at + self.window)
+        near = [r for r in rows if low <= r["logged_us"] <= high]
+        if any(r["problem_id"] for r in near):
+            return False
+        return self._earliest_run(near, one.incident_id) is None
+
     def _step(self, incident_id: UUID, account: str, series: str, logged: datetime, at: datetime) -> bool:
         """Record the incident in one series; link or propose a problem. True when it belongs to one."""
         with self.db.transaction() as tx:
@@ -156,18 +305,36 @@ class RecurringIncidentsProcess(CommandProcess):
                 "SELECT problem_id FROM recurring_incidents WHERE account = ? AND series = ? AND incident_id = ?",
                 (account, series, str(incident_id)),
             ).one()
-        if row is not None and row["problem_id"]:
-            self._link(UUID(row["problem_id"]), [incident_id], at)
+        return self._decide(incident_id, account, series, logged, at, row["problem_id"] if row else None)
+
+    def _decide(
+        self,
+        incident_id: UUID,
+        account: str,
+        series: str,
+        logged: datetime,
+        at: datetime,
+        claimed_by: str | None,
+        as_logged: bool = False,
+    ) -> bool:
+        """`_step` once the incident's row is recorded (`claimed_by`: the problem its row belongs to).
+
+        `as_logged`: the store holds nothing newer of the incident than its Logged event, so it is
+        neither cancelled nor linked to a problem, and need not be read.
+        """
+        if claimed_by:
+            self._link(UUID(claimed_by), [incident_id], at)
             return True
-        incident = self.incident(incident_id)
-        if incident is None or incident.status == CANCELLED:
-            self._forget(incident_id, None)
-            return False
-        for problem_id in incident.problem_ids:
-            problem = self.app.find(problem_id, Problem)
-            if problem is not None and _belongs(problem, account, series):
-                self._mark(account, series, [incident_id], problem_id)
-                return True
+        if not as_logged:
+            incident = self.incident(incident_id)
+            if incident is None or incident.status == CANCELLED:
+                self._forget(incident_id, None)
+                return False
+            for problem_id in incident.problem_ids:
+                problem = self.app.find(problem_id, Problem)
+                if problem is not None and _belongs(problem, account, series):
+                    self._mark(account, series, [incident_id], problem_id)
+                    return True
         active = self._active_problem(account, series, logged)
         if active is not None:
             self._mark(account, series, [incident_id], active)
@@ -204,6 +371,12 @@ class RecurringIncidentsProcess(CommandProcess):
                 " WHERE account = ? AND series = ? AND problem_id IS NULL AND logged_us BETWEEN ? AND ?",
                 (account, series, _us(logged - self.window), _us(logged + self.window)),
             ).all()
+        return self._earliest_run(rows, incident_id)
+
+    def _earliest_run(self, rows: list[dict[str, Any]], incident_id: UUID) -> list[tuple[int, UUID]] | None:
+        """Among unclaimed rows, the earliest run of `threshold` or more within one window, with this incident."""
+        if len(rows) < self.threshold:
+            return None
         candidates = sorted((r["logged_us"], UUID(r["incident_id"])) for r in rows)
         span = int(self.window.total_seconds() * 1_000_000)
         for i, (start, _) in enumerate(candidates):

@@ -99,6 +99,21 @@ class SlaSchedule:
                     (str(incident_id), _us(due)),
                 )
 
+    def set_many(self, dues: list[tuple[UUID, datetime | None]]) -> None:
+        """`set` each in turn, in one transaction."""
+        if not dues:
+            return
+        with self.db.transaction() as tx:
+            for incident_id, due in dues:
+                if due is None:
+                    tx.execute("DELETE FROM sla_schedule WHERE incident_id = ?", (str(incident_id),))
+                else:
+                    tx.execute(
+                        "INSERT INTO sla_schedule (incident_id, due_us) VALUES (?, ?)"
+                        " ON CONFLICT (incident_id) DO UPDATE SET due_us = excluded.due_us",
+                        (str(incident_id), _us(due)),
+                    )
+
     def due(self, now: datetime, limit: int = 500) -> list[UUID]:
         with self.db.transaction(write=False) as tx:
             rows = tx.execute(
@@ -123,6 +138,42 @@ class SlaProcess:
         sla = self.app.handle_sla(command)
         if sla is not None:
             self.schedule.set(sla.incident_id, sla.next_due())
+
+    def react_many(self, envelopes: list[dict[str, Any]]) -> None:
+        """React to a batch's events as one by one, starting its incidents' clocks together.
+
+        An incident's Logged event comes before its others, and one incident's clocks never depend
+        on another's: the batch's clocks are started first, in one query and one save (their
+        schedule in one transaction), then its other commands are carried out in order. An error
+        starting one incident's clocks leaves the others started, and its incident's later commands
+        find no clocks (a no-op); it is raised at the end, so the whole batch comes again.
+        """
+        commands: list[SlaCommand] = []
+        failure: Exception | None = None
+        for envelope in envelopes:
+            try:
+                command = command_for(envelope)
+            except Exception as error:  # the events before it are still reacted to
+                failure = error
+                break
+            if command is not None:
+                commands.append(command)
+        starts = [c for c in commands if isinstance(c, StartSlaClocks)]
+        if len(starts) > 1:
+            dues: list[tuple[UUID, datetime | None]] = []
+            for start, outcome in zip(starts, self.app.start_sla_clocks(starts), strict=True):
+                if isinstance(outcome, Exception):
+                    failure = failure or outcome
+                elif outcome is not None:
+                    dues.append((start.incident_id, outcome.next_due()))
+            self.schedule.set_many(dues)
+            commands = [c for c in commands if not isinstance(c, StartSlaClocks)]
+        for command in commands:
+            sla = self.app.handle_sla(command)
+            if sla is not None:
+                self.schedule.set(sla.incident_id, sla.next_due())
+        if failure is not None:
+            raise failure
 
     def recipients(self, incident_id: UUID) -> tuple[tuple[str, str | None], ...]:
         """Who stands behind each escalation target of this incident now."""
@@ -155,3 +206,6 @@ class SlaConsumer(Process):
 
     def react(self, envelope: dict[str, Any]) -> None:
         self.process.react(envelope)
+
+    def react_many(self, envelopes: list[dict[str, Any]]) -> None:
+        self.process.react_many(envelopes)

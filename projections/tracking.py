@@ -229,9 +229,8 @@ class Process(TrackedConsumer):
         with self.db.transaction(write=False) as tx:
             fresh, moved, gap = split_fresh(deliveries, self._merged(self._tracked(tx)), skip_gaps)
         relevant = [d for d in fresh if self.relevant(d.envelope)]
-        for d in relevant:
-            self.react(d.envelope)
         if relevant:
+            self.react_many([d.envelope for d in relevant])  # raising, it records nothing: all come again
             with self.db.transaction() as tx:
                 self._record(tx, self._with_passed(moved))
         else:
@@ -243,3 +242,11 @@ class Process(TrackedConsumer):
     @abstractmethod
     def react(self, envelope: dict[str, Any]) -> None:
         """Issue the commands this event calls for (idempotently)."""
+
+    def react_many(self, envelopes: list[dict[str, Any]]) -> None:
+        """React to a batch's events, in order; one by one unless a process knows a cheaper way.
+
+        An override must keep what one by one guarantees: each event's commands as if reacted to in
+        order, and on an error, what was done for the others kept (redelivered, they are no-ops)."""
+        for envelope in envelopes:
+            self.react(envelope)
