@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any
@@ -95,6 +96,9 @@ def dead_letter(message: Any, reason: str) -> bytes:
     ).encode()
 
 
+MAX_BATCHES_BEHIND = 8
+"""How many batches the processes may be behind the views before the views wait for them."""
+
 FETCH_MAX_WAIT_MS = 20
 """How long a fetch may wait for data. Faust fixes 1.5 s; the embedded broker holds a fetch that
 long even when another partition has data, which put ~0.5 s on every event's way to the views."""
@@ -153,38 +157,62 @@ def build_faust_app(
     events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
-    def agent_for(name: str, members: Sequence[Applier], dead_lettering: bool) -> None:
-        async def consume(stream: Any) -> None:
-            """Each batch decoded once, then applied by every consumer of the group, each in its own
-            thread, at the same time; acknowledged (its offsets may be committed) once all have."""
-            loop = asyncio.get_running_loop()
+    views = [a for a in appliers if isinstance(a.projection, Projection)]
+    processes = [a for a in appliers if not isinstance(a.projection, Projection)]
+
+    def apply_all(members: Sequence[Applier], deliveries: list[Delivery]) -> Awaitable[list[int]]:
+        loop = asyncio.get_running_loop()
+        return asyncio.gather(*(loop.run_in_executor(a.executor, a.apply, deliveries) for a in members))
+
+    async def processes_after(
+        previous: asyncio.Future[None] | None, deliveries: list[Delivery], batch: list[Any]
+    ) -> None:
+        """The processes apply a batch after the one before it; then its messages may be committed."""
+        if previous is not None:
+            await previous
+        if deliveries:
+            await apply_all(processes, deliveries)
+        for event in batch:
+            if event.ack():  # the last reference: the message may be committed
+                app.sensors.on_message_out(event.message.tp, event.message.offset, event.message)
+
+    async def consume(stream: Any) -> None:
+        """Each batch decoded once; the views apply it (each in its own thread) while the processes
+        still apply the batches before it, so the views never wait for a process's commands.
+
+        One agent, not one per consumer or per group: Faust routes, wraps, queues and acknowledges
+        every event once per agent, which kept the event loop busy through a storm. A message is
+        acknowledged (its offset may be committed) only once the processes have applied it too: it
+        is held by a reference of its own until then.
+        """
+        behind: collections.deque[asyncio.Future[None]] = collections.deque()
+        try:
             async for batch in stream.take_events(1000, within=0.05):
                 deliveries = []
                 for event in batch:
                     message = event.message
+                    message.incref()  # released by processes_after
                     try:
                         envelope = decode(message.value)
                     except (ValueError, ValidationError) as error:
-                        if dead_lettering:  # one dead letter per message, not one per group
-                            reason = f"not a valid itil.events envelope: {error}"
-                            log.warning("%s[%s]@%s dead-lettered: %s", message.topic, message.partition,
-                                        message.offset, reason)  # fmt: skip
-                            await dead_letters.send(key=message.key, value=dead_letter(message, reason))
+                        reason = f"not a valid itil.events envelope: {error}"
+                        log.warning(
+                            "%s[%s]@%s dead-lettered: %s", message.topic, message.partition, message.offset, reason
+                        )
+                        await dead_letters.send(key=message.key, value=dead_letter(message, reason))
                         continue
                     deliveries.append(Delivery(message.topic, message.partition, message.offset, envelope))
-                if deliveries:
-                    await asyncio.gather(*(loop.run_in_executor(a.executor, a.apply, deliveries) for a in members))
+                behind.append(asyncio.ensure_future(processes_after(behind[-1] if behind else None, deliveries, batch)))
+                if deliveries and views:
+                    await apply_all(views, deliveries)
+                while behind and (behind[0].done() or len(behind) > MAX_BATCHES_BEHIND):
+                    await behind.popleft()  # raises what a process raised: the agent stops, nothing acknowledged
+        finally:
+            for pending in behind:
+                pending.cancel()  # not acknowledged: read (and applied, idempotently) again
 
-        app.agent(events, name=name)(consume)
-
-    # Two agents, not one per consumer (Faust routes, wraps and queues every event once per agent,
-    # which kept the event loop busy for a whole storm): the views, quick to apply, never wait
-    # for the processes, which issue commands.
-    views = [a for a in appliers if isinstance(a.projection, Projection)]
-    processes = [a for a in appliers if not isinstance(a.projection, Projection)]
-    for name, members in (("itil-views", views), ("itil-processes", processes)):
-        if members:
-            agent_for(name, members, dead_lettering=members is (views or processes))
+    if appliers:
+        app.agent(events, name="itil-consumers")(consume)
 
     if tick is not None:
 
