@@ -7,6 +7,7 @@ incident (at once, or when its flapping hold expires) and its clear restores or 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -223,8 +224,10 @@ message older than what the alarm already knows (a redelivery, or out of order: 
 or a clear of an alarm that is not active."""
 
 
+@functools.lru_cache(maxsize=65536)
 def alarm_id(account: str, dedup_key: str) -> UUID:
-    """The id of the alarm the monitoring names `dedup_key` on `account`."""
+    """The id of the alarm the monitoring names `dedup_key` on `account` (remembered: a storm asks
+    for the same few thousand ids again and again, and a uuid5 costs a SHA-1 and a UUID)."""
     return uuid5(_ALARM_NS, f"{account.strip()}/{dedup_key.strip()}")
 
 

@@ -558,7 +558,7 @@ class AlarmProcess:
         if not sightings:
             return
         batch.registry_version = self.graphs.registry_version()
-        ids = sightings.keys() - self._alarms.keys()
+        ids = {i for i in sightings if i not in self._alarms}  # (keys() - keys() would hash the whole cache)
         if ids:
             firsts = {episode_incident_id(i, 1): i for i in ids}
             stored = self.app.stored_versions([*ids, *firsts])

@@ -625,6 +625,22 @@ def _fast_loader(schema: Schema) -> Loader | None:
         return loader
 
 
+def _version_refused(message_type: str, version: Any, known: dict[str, Any]) -> ContractViolation:
+    """The refusal of a schema_version no contract of `message_type` has (worded only when refused)."""
+    versions = ", ".join(str(v) for v in supported_versions(message_type))
+    if isinstance(version, bool) or not isinstance(version, int):
+        return ContractViolation(
+            f"schema_version must be a whole number (supported for {message_type}: {versions}),"
+            f" not {json.dumps(version)}",
+            **known,
+        )
+    return ContractViolation(
+        f"{message_type} schema version {version} is not supported: supported versions are {versions}",
+        schema_version=version,
+        **known,
+    )
+
+
 def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
     """Decode and validate one message of `topic`; raises ContractViolation with a readable reason."""
     types = TOPIC_TYPES.get(topic)
@@ -655,20 +671,9 @@ def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
             f"unknown message type {message_type!r} on {topic}: expected one of {', '.join(types)}", **known
         )
     version = body.get("schema_version")
-    versions = ", ".join(str(v) for v in supported_versions(message_type))
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise ContractViolation(
-            f"schema_version must be a whole number (supported for {message_type}: {versions}),"
-            f" not {json.dumps(version)}",
-            **known,
-        )
-    schema = CONTRACTS.get((message_type, version))
-    if schema is None:
-        raise ContractViolation(
-            f"{message_type} schema version {version} is not supported: supported versions are {versions}",
-            schema_version=version,
-            **known,
-        )
+    schema = CONTRACTS.get((message_type, version)) if type(version) is int else None
+    if schema is None or not isinstance(version, int):
+        raise _version_refused(message_type, version, known)
     fast = _fast_loader(schema)
     loaded = fast(body) if fast is not None else None
     if loaded is None:  # the fast path does not vouch for it: marshmallow loads it, or says what is wrong
