@@ -1441,21 +1441,31 @@ class AlarmsProjection(Projection):
         return VIEW_SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        rows: dict[str, dict[str, Any]] = {}
+        alarms = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Alarm"]
+        rows = self._rows(tx, {key for key, _ in alarms})  # one query for the batch, not one per alarm
+        changed: dict[str, dict[str, Any]] = {}
         applied = 0
-        for e in envelopes:
-            if e["aggregate_type"] != "Alarm":
-                continue
-            key = str(e["aggregate_id"])
-            row = rows.get(key)
-            if row is None:
-                row = tx.execute(f"SELECT {', '.join(_VIEW_COLUMNS)} FROM view_alarms WHERE alarm_id = ?", (key,)).one()
-            changed = self._apply_one(key, row, e)
-            if changed is not None:
-                rows[key] = changed
+        for key, e in alarms:
+            row = self._apply_one(key, rows.get(key), e)
+            if row is not None:
+                rows[key] = changed[key] = row
                 applied += 1
-        tx.executemany(_VIEW_UPSERT, [[r[c] for c in _VIEW_COLUMNS] for r in rows.values()])
+        tx.executemany(_VIEW_UPSERT, [[r[c] for c in _VIEW_COLUMNS] for r in changed.values()])
         return applied
+
+    @staticmethod
+    def _rows(tx: Transaction, keys: set[str]) -> dict[str, dict[str, Any]]:
+        """The stored rows of these alarms, 500 to a query."""
+        found: dict[str, dict[str, Any]] = {}
+        ordered = sorted(keys)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in tx.execute(
+                f"SELECT {', '.join(_VIEW_COLUMNS)} FROM view_alarms WHERE alarm_id IN ({marks})", chunk
+            ).all():
+                found[row["alarm_id"]] = row
+        return found
 
     @staticmethod
     def _apply_one(key: str, row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, Any] | None:
