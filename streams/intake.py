@@ -611,12 +611,13 @@ class IntakeConsumer:
     Each polls a batch, has the processor carry it out, produces its dead letters (acknowledged by
     the broker) and only then commits the batch's offsets: at least once, and a refused message's
     letter is never lost behind a commit. A failure that is not a refusal (the store is down, a
-    concurrency conflict) is retried, with backoff, until it passes: the partition waits.
+    concurrency conflict) is retried, with backoff, until it passes: the topic waits.
 
     Plain consumers rather than Faust agents: the intake needs no tables nor routing, and Faust's
     per-message machinery (events, acks, a consumer thread handing over to the event loop, then to
     an executor) cost more CPU than carrying out a repeated alarm. A topic has a thread of its own,
-    so no topic waits behind another's storm.
+    so no topic waits behind another's storm. Up to 2,000 messages a batch: in a storm, a repeat
+    costs a fifth less in batches of 2,000 than of 500 (the batch's lookups and transactions are shared).
     """
 
     def __init__(
@@ -626,7 +627,7 @@ class IntakeConsumer:
         processor: IntakeProcessor,
         deadletter_topic: str = DEADLETTER_TOPIC,
         topics: Iterable[str] = INTAKE_TOPICS,
-        max_records: int = 500,
+        max_records: int = 2000,
     ) -> None:
         self.bootstrap = bootstrap
         self.group = group
@@ -665,11 +666,10 @@ class IntakeConsumer:
         try:
             while not stop.is_set():
                 polled = consumer.poll(timeout_ms=200)
-                for records in polled.values():
-                    self._carry_out(records, letters, stop)
+                if polled:  # every partition's records in one batch, each partition's in order
+                    self._carry_out([r for records in polled.values() for r in records], letters, stop)
                     if stop.is_set():
                         return  # not committed: carried out (once) again after a restart
-                if polled:
                     consumer.commit({tp: OffsetAndMetadata(rs[-1].offset + 1, "", -1) for tp, rs in polled.items()})
         finally:
             letters.close()
