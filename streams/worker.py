@@ -98,8 +98,9 @@ def dead_letter(message: Any, reason: str) -> bytes:
     ).encode()
 
 
-MAX_BATCHES_BEHIND = 8
-"""How many batches the processes may be behind the views before the views wait for them."""
+MAX_BATCHES_BEHIND = 32
+"""How many batches (of up to 1,000 events) the processes may be behind the views before the views
+wait for them: in a storm the processes' commands take longer than the views' rows."""
 
 FETCH_MAX_WAIT_MS = 20
 """How long a fetch may wait for data. Faust fixes 1.5 s; the embedded broker holds a fetch that
@@ -181,6 +182,8 @@ def build_faust_app(
         broker_rebalance_timeout=10.0,
         broker_commit_interval=1.0,
         stream_wait_empty=False,
+        stream_buffer_maxsize=16384,  # fetched ahead while a batch is applied (Faust: 4,096 events)
+        consumer_max_fetch_size=4 * 1024**2,  # per partition and fetch (Faust: 1 MB, some 1,500 events)
         producer_acks=-1,
     )
     events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
