@@ -142,6 +142,17 @@ class _LowLatencyTransport(faust_aiokafka.Transport):
     Consumer = _LowLatencyConsumer
 
 
+class _BytesSchema(faust.Schema):
+    """Keys and values as the bytes they came in: the agent decodes the envelope itself, and
+    Faust's codec registry cost a tenth of the worker's event loop to hand the same bytes over."""
+
+    def loads_key(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return message.key
+
+    def loads_value(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return message.value
+
+
 class ItilFaustApp(faust.App):
     """Faust with short fetch waits (see FETCH_MAX_WAIT_MS) and without its monitor."""
 
@@ -186,7 +197,7 @@ def build_faust_app(
         consumer_max_fetch_size=4 * 1024**2,  # per partition and fetch (Faust: 1 MB, some 1,500 events)
         producer_acks=-1,
     )
-    events = app.topic(events_topic, key_serializer="raw", value_serializer="raw", partitions=partitions)
+    events = app.topic(events_topic, schema=_BytesSchema(), partitions=partitions)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
     views = [a for a in appliers if isinstance(a.projection, Projection)]
