@@ -1,7 +1,7 @@
 """Supervision alarms become incidents: storms, repeats, clears, flapping holds, automation, redelivery.
 
 The store, the intake processor, the alarm process, the CI registry and the views are the real ones
-(SQLite and PostgreSQL). Messages go through `IntakeProcessor.handle` as the intake agents hand them
+(SQLite and PostgreSQL). Messages go through `IntakeProcessor.handle` as the intake consumers hand them
 over one at a time, and again through `IntakeProcessor.handle_batch` as they hand over a storm (the
 Kafka wiring has its own tests); stored events are pumped to the consumers as the worker would; the
 clock is the test's.
@@ -93,7 +93,7 @@ class Engine:
         self.sent.append(request)
 
     def carry_out_queued(self) -> Outcome | None:
-        """Hand the queued messages to the intake in one batch, as the intake agent does in a storm."""
+        """Hand the queued messages to the intake in one batch, as the intake consumer does in a storm."""
         if not self.queued:
             return None
         outcomes = self.intake.handle_batch(self.queued)
@@ -527,7 +527,7 @@ def test_a_storm_batch_that_meets_a_concurrent_save_is_carried_out_again_whole(
         engine.alarm("raised", site(n), "ping", at(n), pump=False)
         engine.alarm("updated", site(n), "ping", at(10 + n), pump=False)
     with pytest.raises(IntegrityError):
-        engine.carry_out_queued()  # the intake agent retries the batch
+        engine.carry_out_queued()  # the intake consumer retries the batch
     assert refused and engine.stored() == before
 
     engine.pump()

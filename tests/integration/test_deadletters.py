@@ -201,7 +201,9 @@ def test_the_intake_consumer_carries_out_requests_and_dead_letters_refusals(
         producer.close()
     assert not thread.is_alive()
     # every offset committed for the group, the refused message's too: a restart carries out nothing twice
-    group = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"itil-intake-test.{REQUESTS_TOPIC}", enable_auto_commit=False)
+    group = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=f"itil-intake-test.{REQUESTS_TOPIC}", enable_auto_commit=False
+    )
     try:
         assert group.committed(TopicPartition(REQUESTS_TOPIC, 0)) == 3
     finally:
