@@ -359,13 +359,17 @@ class Alarm(Aggregate):
             assert self.last_seen is not None
             if at <= self.last_seen:
                 return "stale"
-            self._repeated(episode=self.episode, severity=severity, summary=summary or "", actor=actor, at=at)
+            # trigger_event runs the same mutator (`_repeated`) as calling it, without the decorator's
+            # argument matching: 7 instead of 15 µs, on the path every sighting of a storm takes
+            self.trigger_event(
+                self.Repeated, episode=self.episode, severity=severity, summary=summary or "", actor=actor, at=at
+            )
             return "repeated"
         if self.cleared_at is not None and at <= self.cleared_at:
             return "stale"
         hold_until = at + timedelta(seconds=hold_seconds) if hold_seconds else None
-        self._raised(
-            episode=self.episode + 1, ci=ci, check=check, severity=severity, summary=summary or "",
+        self.trigger_event(  # runs `_raised` (see the repeat above)
+            self.Raised, episode=self.episode + 1, ci=ci, check=check, severity=severity, summary=summary or "",
             hold_until=hold_until, actor=actor, at=at,
         )  # fmt: skip
         return "held" if hold_until is not None else "raised"
@@ -394,7 +398,9 @@ class Alarm(Aggregate):
                 f"cannot open an incident for {self._name()} at {at.isoformat()}: it is held until"
                 f" {self.hold_until.isoformat()}, in case it clears by then"
             )
-        self._incident_opened(episode=self.episode, incident_id=incident_id, actor=actor, at=at)
+        self.trigger_event(  # runs `_incident_opened` (see the repeat in raise_alarm)
+            self.IncidentOpened, episode=self.episode, incident_id=incident_id, actor=actor, at=at
+        )
         return True
 
     def clear(self, *, summary: str, actor: str, at: datetime) -> Outcome:
