@@ -89,15 +89,8 @@ class SlaSchedule:
             tx.execute(SCHEDULE_INDEX)
 
     def set(self, incident_id: UUID, due: datetime | None) -> None:
-        with self.db.transaction() as tx:
-            if due is None:
-                tx.execute("DELETE FROM sla_schedule WHERE incident_id = ?", (str(incident_id),))
-            else:
-                tx.execute(
-                    "INSERT INTO sla_schedule (incident_id, due_us) VALUES (?, ?)"
-                    " ON CONFLICT (incident_id) DO UPDATE SET due_us = excluded.due_us",
-                    (str(incident_id), _us(due)),
-                )
+        """When the incident's clocks next fall due (None: never, they are stopped)."""
+        self.set_many([(incident_id, due)])
 
     def set_many(self, dues: list[tuple[UUID, datetime | None]]) -> None:
         """`set` each in turn, in one transaction."""
