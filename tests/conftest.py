@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,9 @@ def sqlite_env(tmp_path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "itil.sqlite")}
 
 
-@pytest.fixture
-def pg_env() -> Iterator[dict[str, str]]:
-    """A database of its own on the local PostgreSQL, dropped afterwards."""
+@contextmanager
+def pg_database() -> Iterator[dict[str, str]]:
+    """A database of its own on the local PostgreSQL (its store settings), dropped afterwards."""
     import psycopg
 
     name = f"itil_test_{uuid.uuid4().hex[:12]}"
@@ -44,6 +45,13 @@ def pg_env() -> Iterator[dict[str, str]]:
     finally:
         with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_env() -> Iterator[dict[str, str]]:
+    """A database of its own on the local PostgreSQL, dropped afterwards."""
+    with pg_database() as env:
+        yield env
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -10,7 +10,6 @@ processes' tables with the same rows.
 from __future__ import annotations
 
 import functools
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,7 @@ from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database
 from projections.tracking import Delivery, Process
 from streams.envelope import decode, encode, envelope_of
-from tests.conftest import PG
+from tests.conftest import pg_database
 
 PARIS = ZoneInfo("Europe/Paris")
 ACCOUNT = "resto-chain"
@@ -54,28 +53,8 @@ def twin_envs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[
             for twin in ("one", "batch")
         )
         return
-    import psycopg
-
-    names = [f"itil_test_{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
-        for name in names:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield tuple(  # type: ignore[misc]
-            {
-                "PERSISTENCE_MODULE": "eventsourcing.postgres",
-                "POSTGRES_DBNAME": name,
-                "POSTGRES_HOST": PG["host"],
-                "POSTGRES_PORT": str(PG["port"]),
-                "POSTGRES_USER": PG["user"],
-                "POSTGRES_PASSWORD": "",
-            }
-            for name in names
-        )
-    finally:
-        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
-            for name in names:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_database() as one, pg_database() as batch:
+        yield one, batch
 
 
 class Twin:
@@ -175,8 +154,8 @@ def log(app: ItilApplication, title: str, at: datetime, ci: str | None, **kw: An
     return incident_id
 
 
-def storm_with_later_changes(app: ItilApplication) -> dict[str, UUID]:
-    """A week of incidents, with what people changed since they were logged, all stored before any is handled."""
+def standard_contract(app: ItilApplication) -> None:
+    """The account's contract from Monday: the standard terms."""
     app.add_contract_version(
         cmd.AddContractVersion(
             account=ACCOUNT,
@@ -186,6 +165,11 @@ def storm_with_later_changes(app: ItilApplication) -> dict[str, UUID]:
             at=paris(MON, "00:00"),
         )
     )
+
+
+def storm_with_later_changes(app: ItilApplication) -> dict[str, UUID]:
+    """A week of incidents, with what people changed since they were logged, all stored before any is handled."""
+    standard_contract(app)
     app.add_contract_version(  # stricter from Wednesday: incidents logged since are measured against it
         cmd.AddContractVersion(
             account=ACCOUNT,
@@ -300,15 +284,7 @@ def test_a_failure_half_way_through_a_batch_of_logged_incidents_ends_as_one_by_o
 
 
 def test_clocks_started_after_a_contract_change_are_measured_against_its_new_version(twin: Twin) -> None:
-    twin.people.add_contract_version(
-        cmd.AddContractVersion(
-            account=ACCOUNT,
-            effective_from=paris(MON, "00:00"),
-            terms=standard_terms(),
-            actor="roc",
-            at=paris(MON, "00:00"),
-        )
-    )
+    standard_contract(twin.people)
     monday = [log(twin.people, f"Monday {n}", paris(MON, f"1{n}:00"), f"router-{n}") for n in range(3)]
     twin.pump()
     twin.people.add_contract_version(
