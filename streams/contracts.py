@@ -18,6 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from domain.incident import HOLD_REASONS, RESOLUTION_CODES
+from streams import fastjson
 from streams.fastload import Loader, compile_loader
 
 ALERTS_TOPIC = "itil.intake.alerts"
@@ -641,6 +642,16 @@ def _version_refused(message_type: str, version: Any, known: dict[str, Any]) -> 
     )
 
 
+def _json_loads(raw: bytes) -> Any:
+    """The message read by the json module, or the reason it is not JSON in words."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ContractViolation(f"malformed message: not UTF-8 text ({error})") from None
+    except ValueError as error:
+        raise ContractViolation(f"malformed JSON: {error}") from None
+
+
 def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
     """Decode and validate one message of `topic`; raises ContractViolation with a readable reason."""
     types = TOPIC_TYPES.get(topic)
@@ -649,11 +660,9 @@ def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
     if raw is None or not raw.strip():
         raise ContractViolation("empty message: expected a JSON object")
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ContractViolation(f"malformed message: not UTF-8 text ({error})") from None
-    except ValueError as error:
-        raise ContractViolation(f"malformed JSON: {error}") from None
+        body = fastjson.loads(raw)
+    except fastjson.NotExact:
+        body = _json_loads(raw)
     if not isinstance(body, dict):
         raise ContractViolation(f"the message must be a JSON object, not {_json_type(body)}")
     message_id = body.get("message_id") if isinstance(body.get("message_id"), str) else None

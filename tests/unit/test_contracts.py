@@ -103,6 +103,20 @@ def test_unreadable_messages_are_refused_with_a_readable_reason(raw: bytes, reas
     assert refusal("itil.intake.requests", raw).reason.startswith(reason)
 
 
+def test_json_that_only_the_json_module_reads_is_read_as_it_reads_it() -> None:
+    """Messages are parsed by orjson first; what it refuses and `json` accepts (a lone surrogate
+    escape, a number beyond 64 bits, NaN) is read by `json`, as before."""
+    body = example("alarm.raised")
+    text = json.dumps(body).replace('"summary": "', '"summary": "\\ud800 ', 1)
+    assert decode_intake("itil.intake.alerts", text.encode()).data["summary"].startswith("\ud800 ")
+    huge = json.dumps(body).replace('"schema_version": 1', '"schema_version": 100000000000000000000000')
+    assert refusal("itil.intake.alerts", huge.encode()).reason == (
+        "alarm.raised schema version 100000000000000000000000 is not supported: supported versions are 1"
+    )
+    nan = json.dumps(body).replace('"schema_version": 1', '"schema_version": NaN')
+    assert "not NaN" in refusal("itil.intake.alerts", nan.encode()).reason
+
+
 def test_a_type_unknown_on_the_topic_is_refused_and_says_what_the_topic_carries() -> None:
     violation = refusal("itil.intake.requests", example("incident.open", type="incident.create"))
     assert violation.reason == (
