@@ -484,15 +484,19 @@ class ItilApplication(Application[UUID]):
         self._versions_statement: Any = None
 
     def construct_recorder(self) -> ApplicationRecorder:
-        """The library's recorder; on PostgreSQL, one whose insert sends a batch as plain arrays."""
+        """The library's recorder, with a cheaper insert of a transaction's events: on PostgreSQL
+        one that sends the batch as plain arrays, on SQLite one `executemany`."""
         factory: Any = self.factory
-        if (
+        if factory.env.get(factory.APPLICATION_RECORDER_TOPIC):
+            pass  # chosen by the settings
+        elif (
             type(factory).__module__ == "eventsourcing.postgres"
-            and not factory.env.get(factory.APPLICATION_RECORDER_TOPIC)
             and factory.datastore.originator_id_type == "uuid"
             and not factory.datastore.enable_db_functions
         ):
             factory.env[factory.APPLICATION_RECORDER_TOPIC] = "itil.pgrecorder:ArrayInsertRecorder"
+        elif type(factory).__module__ == "eventsourcing.sqlite":
+            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "itil.sqliterecorder:ManyInsertRecorder"
         return super().construct_recorder()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
