@@ -472,6 +472,8 @@ class ItilApplication(Application[UUID]):
         # (fast-forward), so writers in other processes are seen. Saves a full reload per command.
         "AGGREGATE_CACHE_MAXSIZE": "20000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
+        # The library's JSON, same bytes, written and read by orjson (see itil.transcoder).
+        "TRANSCODER_TOPIC": "itil.transcoder:OrjsonTranscoder",
     }
     # A long-lived problem (thousands of linked incidents) loads from its latest snapshot plus the
     # few events after it. (Accounts have their own read cache; their state is not snapshot-ready.)
