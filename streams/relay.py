@@ -36,7 +36,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 
 from itil.application import ItilApplication
 from projections.db import POSTGRES, Database
-from streams.envelope import encode, envelope_of
+from streams.envelope import StoredEnvelopes
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ RELAY_SCHEMA = """CREATE TABLE IF NOT EXISTS relay_positions (
 )"""
 ADVISORY_LOCK_KEY = 0x1717_E7E5  # one relay per PostgreSQL database
 BATCH_BYTES = 256 * 1024  # one record batch per partition holds up to this much of a flush
+ROUTES_KEPT = 100_000  # aggregates whose key and partition the relay remembers (each costs a murmur2)
 RETRIES = 5
 RETRY_BACKOFF_S = 0.1
 SEND_TIMEOUT_S = 30.0
@@ -343,6 +344,9 @@ class Relay:
         self._sender: BatchSender | None = None
         self._offsets: KafkaConsumer | None = None
         self._partitions = 0
+        self._envelopes = StoredEnvelopes(app.mapper)
+        # Per originator id: its id written out, the message key, and its partition (for `_partitions`).
+        self._routes: dict[Any, tuple[str, bytes, int]] = {}
         app.saved.callbacks.append(self.wake.set)
 
     # -- state ----------------------------------------------------------------------
@@ -375,6 +379,7 @@ class Relay:
             bootstrap_servers=self.bootstrap, client_id="itil-relay-offsets", enable_auto_commit=False
         )
         self._partitions = self._sender.partitions or self.wanted_partitions
+        self._routes.clear()
 
     def disconnect(self) -> None:
         closers = [c for c in (self._sender, self._offsets) if c is not None]
@@ -404,15 +409,22 @@ class Relay:
         notifications = self.app.recorder.select_notifications(start=state.position + 1, limit=self.batch_size)
         if not notifications:
             return state
-        to_domain_event = self.app.mapper.to_domain_event
+        message = self._envelopes.message
+        routes = self._routes
         partitions = self._partitions
         timestamp = int(time.time() * 1000)
         previous = dict(state.previous)
         batches: dict[int, list[RecordBatch]] = {}
         for n in notifications:
-            key = str(n.originator_id).encode()
-            partition = partition_for(key, partitions)
-            value = encode(envelope_of(to_domain_event(n), n.id, previous.get(partition)))
+            route = routes.get(n.originator_id)
+            if route is None:
+                if len(routes) >= ROUTES_KEPT:
+                    routes.clear()
+                aggregate_id = str(n.originator_id)
+                key = aggregate_id.encode()
+                route = routes[n.originator_id] = (aggregate_id, key, partition_for(key, partitions))
+            aggregate_id, key, partition = route
+            value = message(n, n.id, previous.get(partition), aggregate_id)
             queue = batches.get(partition)
             if queue is None or not queue[-1].append(key, value, timestamp, n.id):
                 batch = RecordBatch()
