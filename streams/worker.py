@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import faust
+from faust.transport.conductor import Conductor
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from kafka import KafkaConsumer, TopicPartition
 from marshmallow import ValidationError
@@ -139,23 +140,122 @@ class _LowLatencyConsumer(faust_aiokafka.Consumer):
         return await super().wait_first(*coros, timeout=timeout)
 
 
+class _EventsFeed:
+    """Hands the events topic's messages to the agent as they are, in batches.
+
+    Faust's own way (one `Event` per message through the agent's channel queue and stream, each
+    acknowledged by the stream and again by the agent) was most of the worker's event loop in a storm.
+    The conductor gives this feed's handler each message of the topic instead (see `_ItilConductor`);
+    the queue is a Faust flow-control queue, emptied at each rebalance like a channel's, and the
+    handler keeps the channel handler's flow control and fetch pressure (Faust's
+    `ConductorCompiler.build`). The agent takes batches, drops messages fetched before a rebalance
+    as Faust's stream does (they are read again from the committed offsets), and acknowledges each
+    message itself (`acknowledge`) once the processes applied it.
+    """
+
+    def __init__(self, app: faust.App, maxsize: int) -> None:
+        self.app = app
+        self.queue = app.FlowControlQueue(maxsize=maxsize, clear_on_resume=True)
+
+    def handler(self, tp: Any) -> Callable[[Any], Awaitable[None]]:
+        """The conductor's callback for one partition of the topic."""
+        app, queue = self.app, self.queue
+        flow_control = app.flow_control
+        buffer = app.producer.buffer
+        threaded = app.conf.producer_threaded  # read once: each read goes through Faust's settings registry
+        on_topic_buffer_full = app.sensors.on_topic_buffer_full
+        consumer = app.consumer
+
+        def on_pressure_high() -> None:
+            on_topic_buffer_full(tp)
+            consumer.on_buffer_full(tp)
+
+        def on_pressure_drop() -> None:
+            consumer.on_buffer_drop(tp)
+
+        async def on_message(message: Any) -> None:
+            if not flow_control.is_active():
+                await flow_control.acquire()
+            if threaded or buffer.pending.qsize() > buffer.max_messages:
+                await buffer.wait_until_ebb()
+            if queue.full():
+                on_topic_buffer_full(tp)
+                await queue.put(message)
+            else:
+                queue.put_nowait_enhanced(message, on_pressure_high=on_pressure_high, on_pressure_drop=on_pressure_drop)
+
+        return on_message
+
+    async def take(self, size: int, within: float) -> list[Any]:
+        """Up to `size` messages: the first one to come, and those that come within `within` seconds
+        of it. Messages fetched before the latest rebalance are left out, unacknowledged, as Faust's
+        stream leaves them: the consumer reads them again from the committed offsets."""
+        app, queue = self.app, self.queue
+        batch = [await queue.get()]
+        try:
+            async with asyncio.timeout(within):
+                while len(batch) < size:
+                    batch.append(queue.get_nowait() if not queue.empty() else await queue.get())
+        except TimeoutError:
+            pass
+        generation = app.consumer_generation_id
+        batch = [m for m in batch if m.generation_id == generation] if app.flow_control.is_active() else []
+        track = app.consumer.track_message  # unacknowledged until the processes applied it
+        for message in batch:
+            message.tracked = True
+            track(message)
+        return batch
+
+    def acknowledge(self, messages: Iterable[Any]) -> None:
+        """The messages' offsets may be committed. As `Event.ack` does once the last reference to a
+        message is gone; the feed's messages have no other reference."""
+        ack = self.app.consumer.ack
+        on_message_out = self.app.sensors.on_message_out
+        for message in messages:
+            if ack(message):
+                on_message_out(message.tp, message.offset, message)
+
+
+class _ItilConductor(Conductor):
+    """Faust's conductor, except that a topic with a feed (`ItilFaustApp.feeds`) has its partitions'
+    messages handled by the feed, and that each message's handler is looked up without a lock
+    while nobody is changing the handlers."""
+
+    def _build_handler(self, tp: Any, channels: Any) -> Any:
+        feed = self.app.feeds.get(tp.topic) if isinstance(self.app, ItilFaustApp) else None
+        return feed.handler(tp) if feed is not None else super()._build_handler(tp, channels)
+
+    def _compile_message_handler(self) -> Any:
+        """Faust's handler takes `_tp_to_callback_lock` for each message; the map changes only under
+        that lock, so when it is free and nobody waits for it (asyncio.Lock's own fast path), the
+        map is read directly."""
+        if self.app.client_only:
+            return super()._compile_message_handler()
+        callbacks = self._tp_to_callback
+        lock = self._tp_to_callback_lock
+
+        async def on_message(message: Any) -> Any:
+            if lock.locked() or lock._waiters:  # type: ignore[attr-defined]
+                async with lock:
+                    callback = callbacks[message.tp]
+            else:
+                callback = callbacks[message.tp]
+            return await callback(message)
+
+        return on_message
+
+
 class _LowLatencyTransport(faust_aiokafka.Transport):
     Consumer = _LowLatencyConsumer
-
-
-class _BytesSchema(faust.Schema):
-    """Keys and values as the bytes they came in: the agent decodes the envelope itself, and
-    Faust's codec registry cost a tenth of the worker's event loop to hand the same bytes over."""
-
-    def loads_key(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
-        return message.key
-
-    def loads_value(self, app: Any, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
-        return message.value
+    Conductor = _ItilConductor
 
 
 class ItilFaustApp(faust.App):
-    """Faust with short fetch waits (see FETCH_MAX_WAIT_MS) and without its monitor."""
+    """Faust with short fetch waits (see FETCH_MAX_WAIT_MS), feeds (`_EventsFeed`) and without its monitor."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.feeds: dict[str, _EventsFeed] = {}
 
     def _new_transport(self) -> Any:
         return _LowLatencyTransport(self.conf.broker_consumer, self)
@@ -198,7 +298,8 @@ def build_faust_app(
         consumer_max_fetch_size=4 * 1024**2,  # per partition and fetch (Faust: 1 MB, some 1,500 events)
         producer_acks=-1,
     )
-    events = app.topic(events_topic, schema=_BytesSchema(), partitions=partitions)
+    events = app.topic(events_topic, partitions=partitions)
+    feed = app.feeds[events_topic] = _EventsFeed(app, maxsize=app.conf.stream_buffer_maxsize)
     dead_letters = app.topic(deadletter_topic, key_serializer="raw", value_serializer="raw")
 
     views = [a for a in appliers if isinstance(a.projection, Projection)]
@@ -216,26 +317,24 @@ def build_faust_app(
             await previous
         if deliveries:
             await apply_all(processes, deliveries)
-        for event in batch:
-            if event.ack():  # the last reference: the message may be committed
-                app.sensors.on_message_out(event.message.tp, event.message.offset, event.message)
+        feed.acknowledge(batch)
 
     async def consume(stream: Any) -> None:
         """Each batch decoded once; the views apply it (each in its own thread) while the processes
         still apply the batches before it, so the views never wait for a process's commands.
 
-        One agent, not one per consumer or per group: Faust routes, wraps, queues and acknowledges
-        every event once per agent, which kept the event loop busy through a storm. A message is
-        acknowledged (its offset may be committed) only once the processes have applied it too: it
-        is held by a reference of its own until then.
+        One agent, not one per consumer or per group, and its messages from a feed rather than its
+        stream: Faust routes, wraps, queues and acknowledges every event of a stream, which kept the
+        event loop busy through a storm. A message is acknowledged (its offset may be committed) only
+        once the processes have applied it too.
         """
+        aiter(stream.channel)  # subscribes to the topic, as iterating the stream would
         behind: collections.deque[asyncio.Future[None]] = collections.deque()
         try:
-            async for batch in stream.take_events(1000, within=0.05):
+            while True:
+                batch = await feed.take(1000, within=0.05)
                 deliveries = []
-                for event in batch:
-                    message = event.message
-                    message.incref()  # released by processes_after
+                for message in batch:
                     try:
                         envelope = decode(message.value)
                     except (ValueError, ValidationError) as error:
