@@ -25,7 +25,7 @@ from domain.sla import IncidentSla
 from itil.application import ItilApplication
 from projections.db import Database
 from projections.tracking import STORE_TOPIC, Projection
-from streams.envelope import record_of
+from streams.envelope import StoredEnvelopes
 
 __all__ = ["STORE_TOPIC", "RebuildStats", "all_projections", "event_topics", "rebuild", "reset"]
 
@@ -83,8 +83,9 @@ def rebuild(
     """Apply every stored event (up to position `upto`) to the projections, page by page.
 
     The log is read once for all of them (only the events of the aggregates they apply, when
-    they all say which), and each event is deserialised once and handed, as the light record
-    the projections read (`record_of`, not the published envelope), to those that apply it.
+    they all say which), and each event is read once from its stored JSON (`StoredEnvelopes.record`)
+    and handed, as the light record the projections read (`record_of`'s, not the published
+    envelope), to those that apply it.
     Each page is applied in one transaction per projection, which also records the last position
     read. Without `start_fresh`, each projection goes on from the position it recorded. While it
     runs, the view databases are tuned for it (`Database.rebuilding`) and the garbage collector
@@ -101,7 +102,7 @@ def rebuild(
     else:
         topics = []  # some projection applies every event, or events of aggregates unknown here
     readers: dict[str, list[int]] = {}  # by stored topic: the projections that apply its events
-    mapper, select = app.mapper, app.recorder.select_notifications
+    record_of, select = StoredEnvelopes(app.mapper).record, app.recorder.select_notifications
     began = time.perf_counter()
     applied = 0
     position = min(done, default=0)
@@ -125,7 +126,7 @@ def rebuild(
                 aggregate_id = aggregate_ids.get(n.originator_id)
                 if aggregate_id is None:
                     aggregate_id = aggregate_ids[n.originator_id] = str(n.originator_id)
-                record = record_of(mapper.to_domain_event(n), n.id, aggregate_id)
+                record = record_of(n, n.id, aggregate_id)
                 for i in targets:
                     if n.id > done[i]:
                         batches[i].append(record)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import orjson
 import pytest
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification, StoredEvent
@@ -28,7 +29,7 @@ from itil import changes as chg
 from itil import configuration as cfg
 from itil import problems as prb
 from itil.application import ItilApplication
-from streams.envelope import StoredEnvelopes, encode, envelope_of, event_id
+from streams.envelope import StoredEnvelopes, encode, envelope_of, event_id, record_of
 from tests.integration.test_process_batches import storm_with_later_changes
 from tests.integration.test_processes import Engine
 from tests.unit.test_upcasting import INCIDENT, V1_LOGGED
@@ -267,6 +268,7 @@ def test_every_stored_event_makes_the_same_message_from_its_stored_json(engine: 
         assert fast is not None, n.topic  # stored by today's code: none needs the domain-event path
         assert json.loads(envelopes.message(n, n.id, previous, aggregate_id)) == expected
         assert json.loads(encode(fast)) == expected
+        assert envelopes.record(n, n.id, aggregate_id) == record_of(app.mapper.to_domain_event(n), n.id, aggregate_id)
         types.add(expected["event_type"])
         previous = n.id
     aggregates = {t.partition(".")[0] for t in types}
@@ -282,6 +284,7 @@ def test_an_event_stored_by_an_older_class_version_is_upcast_as_before(tmp_path:
     message = json.loads(envelopes.message(stored, 1, None, str(INCIDENT)))
     assert message == domain_event_message(app, stored, 1, None)
     assert message["payload"]["category"] is None
+    assert envelopes.record(stored, 1, str(INCIDENT)) == record_of(app.mapper.to_domain_event(stored), 1, str(INCIDENT))
 
 
 # -- any payload ----------------------------------------------------------------------------------
@@ -366,6 +369,9 @@ def test_any_payload_makes_the_same_message_from_its_stored_json(
     fast = outcome(lambda: StoredEnvelopes(app.mapper).message(stored, 7, previous, aggregate_id))
     reference = outcome(lambda: json_module_message(envelope_of(app.mapper.to_domain_event(stored), 7, previous)))
     assert fast == reference
+    fast_record = outcome(lambda: orjson.dumps(StoredEnvelopes(app.mapper).record(stored, 7, aggregate_id)))
+    reference_record = outcome(lambda: orjson.dumps(record_of(app.mapper.to_domain_event(stored), 7, aggregate_id)))
+    assert fast_record == reference_record
 
 
 @given(aggregate=st.uuids(), version=st.integers(0, 2**64))
