@@ -72,9 +72,10 @@ def main() -> None:
                 "baseline: read + deserialise, events/s": baseline_rate,
                 "engine: rebuild all projections, events/s": rate,
                 "ratio engine / baseline": rate / baseline_rate,
-                "target: >= 30,000 events/s (SQLite)": "met" if rate >= 30_000 else "NOT met",
                 "target: >= 1/3 of baseline": "met" if rate >= baseline_rate / 3 else "NOT met",
             }
+            if kind == "sqlite":  # the rate target is set for SQLite only
+                figures["target: >= 30,000 events/s"] = "met" if rate >= 30_000 else "NOT met"
             if args.rounds > 1:
                 figures["rounds: baseline, events/s"] = ", ".join(f"{r:,.0f}" for r in baseline_rates)
                 figures["rounds: rebuild, events/s"] = ", ".join(f"{r:,.0f}" for r in rebuild_rates)
