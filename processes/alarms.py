@@ -267,29 +267,55 @@ class CiGraphs:
 
 
 class PolicyCache:
-    """Each account's alarm rules as last read; read again from the store after `ttl` seconds."""
+    """Each account's alarm rules as last read, used only while the stored policy has not changed.
 
-    def __init__(self, app: ItilApplication, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    The rules are set through the API, maybe in another process than the intake's, so a change
+    is noticed from the store: the policy's stored version is read again before its rules are
+    used (once for a whole batch of alarms: `confirm`), and a new version is read whole. A rule
+    set applies to the very next alarm.
+    """
+
+    def __init__(self, app: ItilApplication) -> None:
         self.app = app
-        self.ttl = ttl
-        self.clock = clock
         self._lock = threading.Lock()
-        self._rules: dict[str, tuple[float, tuple[AlarmRule, ...]]] = {}
+        self._rules: dict[str, tuple[int, tuple[AlarmRule, ...]]] = {}
+        """account -> (its policy's version, 0 for none; its rules)"""
+        self._confirmed: set[str] = set()
+
+    def confirm(self, accounts: Iterable[str]) -> None:
+        """Check these accounts' policies in one query; their rules need no check until `release`."""
+        ids = {policy_id(account): account for account in accounts}
+        versions = self.app.stored_versions(list(ids))
+        with self._lock:
+            for pid, account in ids.items():
+                known = self._rules.get(account)
+                if known is not None and known[0] != versions.get(pid, 0):
+                    del self._rules[account]
+            self._confirmed = set(ids.values())
+
+    def release(self) -> None:
+        """The batch is over: from now on each use checks the stored version again."""
+        with self._lock:
+            self._confirmed = set()
 
     def rules(self, account: str) -> tuple[AlarmRule, ...]:
-        now = self.clock()
         with self._lock:
             known = self._rules.get(account)
-        if known is not None and now - known[0] < self.ttl:
+            confirmed = account in self._confirmed
+        if known is not None and (confirmed or self._stored_version(account) == known[0]):
             return known[1]
         policy = self.app.find(policy_id(account), MonitoringPolicy)
-        rules = policy.rules if policy is not None else ()
+        found = (policy.version, policy.rules) if policy is not None else (0, ())
         with self._lock:
-            self._rules[account] = (now, rules)
-        return rules
+            self._rules[account] = found
+        return found[1]
 
     def rule(self, account: str, check: str, severity: str) -> AlarmRule:
         return rule_for(self.rules(account), check, severity)
+
+    def _stored_version(self, account: str) -> int:
+        pid = policy_id(account)
+        return self.app.stored_versions([pid]).get(pid, 0)
 
     def invalidate(self, account: str | None = None) -> None:
         with self._lock:
@@ -394,7 +420,6 @@ class AlarmProcess:
         window: timedelta = DEFAULT_WINDOW,
         threshold: int = DEFAULT_THRESHOLD,
         relations_ttl: float = DEFAULT_RELATIONS_TTL,
-        rules_ttl: float = 5.0,
     ) -> None:
         if threshold < 2:
             raise ValueError("a mass outage needs alarms on at least 2 CIs (threshold >= 2)")
@@ -408,7 +433,7 @@ class AlarmProcess:
         self.window_us = us(_EPOCH + window)
         self.threshold = threshold
         self.graphs = CiGraphs(registry, relations_ttl)
-        self.policies = PolicyCache(app, rules_ttl)
+        self.policies = PolicyCache(app)
         self.counters = Counters()
         self._lock = threading.RLock()
         self._alarms: OrderedDict[UUID, Alarm] = OrderedDict()
@@ -544,6 +569,7 @@ class AlarmProcess:
                 self._flush()
             finally:
                 self._batch = None
+                self.policies.release()
         return results
 
     def _prefetch(self, messages: Sequence[IntakeMessage]) -> None:
@@ -572,6 +598,7 @@ class AlarmProcess:
             if i in batch.absent or (i in self._alarms and not self._alarms[i].is_active)
         }
         self._look_up_ci_incidents(starting)
+        self.policies.confirm({account for account, _ in starting})
 
     def _look_up_ci_incidents(self, cis: set[tuple[str, str]]) -> None:
         """The stored latest incident of each of these CIs, in one query per 500."""

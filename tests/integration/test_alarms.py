@@ -373,6 +373,18 @@ def test_a_flapping_alarm_cleared_within_its_hold_opens_nothing(engine: Engine) 
     assert isinstance(last, Alarm.Cleared) and last.incident_id is None
 
 
+def test_a_rule_changed_applies_to_the_very_next_alarm(engine: Engine) -> None:
+    """The rules are set through the API, maybe in another process: the intake reads the change from the store."""
+    engine.rules(AlarmRule("tpe-*", hold_seconds=300, impact=2, urgency=2))
+    engine.pump()
+    assert engine.raised("tpe-0042", "tpe-offline", at(0)).is_held
+    engine.rules(AlarmRule("tpe-*", impact=2, urgency=2))  # no hold any more; nothing told the intake
+    second = engine.raised("tpe-0043", "tpe-offline", at(1))
+    assert not second.is_held and second.incident_id is not None
+    engine.rules(AlarmRule("tpe-*", hold_seconds=60, impact=2, urgency=2))
+    assert engine.raised("tpe-0044", "tpe-offline", at(2)).is_held
+
+
 def test_a_held_alarm_not_cleared_opens_its_incident_when_the_hold_expires(engine: Engine) -> None:
     engine.rules(AlarmRule("tpe-*", hold_seconds=300, impact=2, urgency=2))
     engine.raised("tpe-0042", "tpe-offline", at(0))
