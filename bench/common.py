@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import tempfile
 import time
 import uuid
@@ -21,6 +22,9 @@ PG: dict[str, Any] = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
 
 def arguments(description: str, **extra: Any) -> argparse.Namespace:
+    """The benchmark's command line. A SIGTERM (`timeout`, a CI job cancelled) ends the benchmark as an
+    exception would, so the engine it started is stopped and its temporary files removed."""
+    signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a small size for smoke tests (figures meaningless)")
     parser.add_argument("--store", choices=["sqlite", "postgres", "both"], default="both")
@@ -28,6 +32,10 @@ def arguments(description: str, **extra: Any) -> argparse.Namespace:
     for name, (kind, default, help_text) in extra.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, help=help_text)
     return parser.parse_args()
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stores(choice: str) -> list[str]:

@@ -6,6 +6,13 @@ resolve, close) and watches the account view's table until each command's versio
 Baseline in the same run: the HTTP round trip of GET /api/health (the floor of any answer).
 Target: p99 under 250 ms.
 
+Then, in the same engine, the monitoring path: alarms published one at a time to
+`itil.intake.alerts` (10 per second, each on a CI of its own) until each one's incident is in
+the account view. Baseline in the same run: a plain kafka-python consumer's produce -> receive
+time on the same broker with the intake's fetch wait. No target is set for it; it shows what the
+intake's fetch wait costs (the embedded broker looks for new data at 0, 1/2, 3/4… of a fetch's
+wait, so a message waits up to half of it).
+
     .venv/bin/python -m bench.latency [--rate 100] [--seconds 60] [--quick]
 """
 
@@ -14,6 +21,8 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import random
+import re
 import signal
 import sqlite3
 import statistics
@@ -24,8 +33,15 @@ import threading
 import time
 from pathlib import Path
 
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
 from bench.common import arguments, report
+from domain.monitoring import alarm_id, episode_incident_id
 from streams.broker import free_port
+from streams.contracts import ALERTS_TOPIC
+from streams.intake import INTAKE_FETCH_WAIT_MS
+
+ALARMS_PER_SECOND = 10
 
 STEPS = [
     ("acknowledge", {}), ("assign", {"group": "N2 network", "assignee": "eve"}), ("restore", {}),
@@ -70,6 +86,10 @@ def main() -> None:
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         try:
             run(port, Path(directory) / "itil.sqlite", args.rate, seconds, args.json)
+            found = re.search(r"Kafka: ([0-9.]+:\d+)", (Path(directory) / "engine.log").read_text(errors="replace"))
+            if found is None:
+                raise RuntimeError("the engine did not say where its broker is")
+            alarms(port, found.group(1), Path(directory) / "itil.sqlite", max(seconds // 2, 3), args.json)
         finally:
             os.killpg(engine.pid, signal.SIGTERM)
             engine.wait(30)
@@ -164,6 +184,103 @@ def run(port: int, database: Path, rate: int, seconds: int, as_json: bool) -> No
         },
         as_json,
     )
+
+
+def alarms(port: int, bootstrap: str, database: Path, seconds: int, as_json: bool) -> None:
+    """Alarm published -> its incident visible in the account view, one alarm at a time."""
+    count = ALARMS_PER_SECOND * seconds
+    client = Client(port)
+    client.post("/api/accounts/bench-alarms", {"name": "bench-alarms", "roc": "roc"})
+    for n in range(count):
+        client.post("/api/cis/bench-alarms", {"ci": f"alarm-site-{n}", "kind": "site"})
+    view = sqlite3.connect(database, timeout=30)
+    while view.execute("SELECT COUNT(*) FROM view_cis WHERE account = 'bench-alarms'").fetchone()[0] < count:
+        time.sleep(0.1)  # the intake knows the sites once the worker has registered them
+    time.sleep(1)
+    transport = transport_latencies(bootstrap, count // 2)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    published: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    pace = random.Random(11)
+    for n in range(count):
+        time.sleep(pace.uniform(0.5, 1.5) / ALARMS_PER_SECOND)  # not in step with the intake's fetches
+        key, at = f"alarm-site-{n}/ping", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+        message = {
+            "message_id": f"bench-latency-{n}", "type": "alarm.raised", "schema_version": 1, "sent_at": at,
+            "source": "nagios-1", "account": "bench-alarms", "ci": f"alarm-site-{n}", "check": "ping",
+            "severity": "major", "dedup_key": key, "at": at, "summary": "unreachable",
+        }  # fmt: skip
+        incident = str(episode_incident_id(alarm_id("bench-alarms", key), 1))
+        published[incident] = time.perf_counter()
+        producer.send(ALERTS_TOPIC, key=key.encode(), value=json.dumps(message).encode()).get(30)
+        look_for(view, published, seen)
+    deadline = time.perf_counter() + 60
+    while len(seen) < len(published) and time.perf_counter() < deadline:
+        time.sleep(0.002)
+        look_for(view, published, seen)
+    producer.close()
+    latencies = [(seen[i] - t) * 1000 for i, t in published.items() if i in seen]
+    report(
+        f"alarm latency ({ALARMS_PER_SECOND} alarms/s for {seconds} s, embedded broker, SQLite)",
+        {
+            "alarms published": len(published),
+            "incidents seen in the view": len(latencies),
+            f"baseline: produce -> plain consumer ({INTAKE_FETCH_WAIT_MS} ms fetch wait) p50, ms":
+                percentile(transport, 50),
+            "baseline: produce -> plain consumer p99, ms": percentile(transport, 99),
+            "published -> incident visible p50, ms": percentile(latencies, 50),
+            "published -> incident visible p99, ms": percentile(latencies, 99),
+            "published -> incident visible max, ms": max(latencies),
+        },
+        as_json,
+    )  # fmt: skip
+
+
+def look_for(view: sqlite3.Connection, published: dict[str, float], seen: dict[str, float]) -> None:
+    pending = [i for i in published if i not in seen]
+    if not pending:
+        return
+    rows = view.execute(
+        f"SELECT incident_id FROM view_incidents WHERE incident_id IN ({','.join('?' * len(pending))})", pending
+    ).fetchall()
+    now = time.perf_counter()
+    for (incident,) in rows:
+        seen[incident] = now
+
+
+def transport_latencies(bootstrap: str, count: int) -> list[float]:
+    """Produce -> received by a plain consumer polling all along (as the intake does), on a topic of its
+    own, a message every 100 ms or so (ms)."""
+    topic = f"bench-latency-{os.getpid()}"
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer.send(topic, b"warm", partition=0).get(30)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             fetch_max_wait_ms=INTAKE_FETCH_WAIT_MS)  # fmt: skip
+    consumer.assign([TopicPartition(topic, 0)])
+    consumer.seek_to_beginning()
+    while not consumer.poll(timeout_ms=1000):
+        pass  # the warm-up message: the consumer has its position
+    sent: dict[bytes, float] = {}
+    received: dict[bytes, float] = {}
+
+    def receive() -> None:
+        while len(received) < count:
+            for records in consumer.poll(timeout_ms=200).values():
+                now = time.perf_counter()
+                received.update((r.value, now) for r in records)
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
+    pace = random.Random(7)
+    for n in range(count):
+        time.sleep(pace.uniform(0.5, 1.5) / ALARMS_PER_SECOND)  # not in step with the consumer's fetches
+        value = f"{n}".encode()
+        sent[value] = time.perf_counter()
+        producer.send(topic, value, partition=0).get(30)
+    receiver.join(30)
+    consumer.close()
+    producer.close()
+    return [(received[v] - t) * 1000 for v, t in sent.items() if v in received] or [float("nan")]
 
 
 if __name__ == "__main__":

@@ -186,18 +186,18 @@ class _EventsFeed:
 
         return on_message
 
-    async def take(self, size: int, within: float) -> list[Any]:
-        """Up to `size` messages: the first one to come, and those that come within `within` seconds
-        of it. Messages fetched before the latest rebalance are left out, unacknowledged, as Faust's
+    async def take(self, size: int) -> list[Any]:
+        """Up to `size` messages: the first one to come, and those queued behind it by then.
+
+        Nothing waits for company: under load messages queue up while a batch is applied, so
+        batches grow by themselves, and a lone event goes at once (waiting 50 ms for more put
+        50 ms on every command's way to the views: latency p50 52 -> 22 ms, storm unchanged).
+        Messages fetched before the latest rebalance are left out, unacknowledged, as Faust's
         stream leaves them: the consumer reads them again from the committed offsets."""
         app, queue = self.app, self.queue
         batch = [await queue.get()]
-        try:
-            async with asyncio.timeout(within):
-                while len(batch) < size:
-                    batch.append(queue.get_nowait() if not queue.empty() else await queue.get())
-        except TimeoutError:
-            pass
+        while len(batch) < size and not queue.empty():
+            batch.append(queue.get_nowait())
         generation = app.consumer_generation_id
         batch = [m for m in batch if m.generation_id == generation] if app.flow_control.is_active() else []
         track = app.consumer.track_message  # unacknowledged until the processes applied it
@@ -332,7 +332,7 @@ def build_faust_app(
         behind: collections.deque[asyncio.Future[None]] = collections.deque()
         try:
             while True:
-                batch = await feed.take(1000, within=0.05)
+                batch = await feed.take(1000)
                 deliveries = []
                 for message in batch:
                     try:

@@ -41,8 +41,12 @@ def test_messages_stay_unacknowledged_until_the_feed_acknowledges_them() -> None
         for offset in range(5):
             await deliver(message(app, offset))
 
-        first = await feed.take(3, within=0.01)
-        rest = await feed.take(1000, within=0.01)
+        first = await feed.take(
+            3,
+        )
+        rest = await feed.take(
+            1000,
+        )
         assert [m.offset for m in first] == [0, 1, 2]
         assert [m.offset for m in rest] == [3, 4]
         assert set(app.consumer.unacked) == set(first + rest)
@@ -55,21 +59,22 @@ def test_messages_stay_unacknowledged_until_the_feed_acknowledges_them() -> None
     asyncio.run(scenario())
 
 
-def test_a_batch_waits_briefly_for_more_messages_after_its_first() -> None:
+def test_a_batch_is_what_is_queued_and_a_lone_message_goes_at_once() -> None:
     async def scenario() -> None:
         app = worker_app()
         feed = app.feeds[TOPIC]
         deliver = feed.handler(PARTITION)
+        await deliver(message(app, 0))
+        await deliver(message(app, 1))
 
-        async def trickle() -> None:
-            for offset in range(3):
-                await deliver(message(app, offset))
-                await asyncio.sleep(0.01)
+        async def later() -> None:
+            await asyncio.sleep(0.05)
+            await deliver(message(app, 2))
 
-        task = asyncio.ensure_future(trickle())
-        batch = await feed.take(1000, within=0.5)
+        task = asyncio.ensure_future(later())
+        assert [m.offset for m in await feed.take(1000)] == [0, 1]  # not waiting for the third
+        assert [m.offset for m in await feed.take(1000)] == [2]  # which comes in a batch of its own
         await task
-        assert [m.offset for m in batch] == [0, 1, 2]
 
     asyncio.run(scenario())
 
@@ -82,7 +87,9 @@ def test_messages_fetched_before_a_rebalance_are_left_out_unacknowledged() -> No
         await deliver(message(app, 0, generation=app.consumer_generation_id - 1))
         await deliver(message(app, 1))
 
-        batch = await feed.take(1000, within=0.01)
+        batch = await feed.take(
+            1000,
+        )
         assert [m.offset for m in batch] == [1]
         assert set(app.consumer.unacked) == set(batch)  # the stale one is read again from the committed offset
 
