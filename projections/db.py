@@ -7,6 +7,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,6 +85,15 @@ class Transaction:
         return [dict(r) for r in self._cursor.fetchall()]
 
 
+SQLITE_LOCK_TIMEOUT = 30.0
+"""Seconds a writer waits for the SQLite file, unless the store's SQLITE_LOCK_TIMEOUT says otherwise
+(eventsourcing reads the same setting; `itil` sets it to 30)."""
+
+
+class WriterLockTimeout(TimeoutError):
+    """Another process held the writer lock of a SQLite file for longer than a writer may wait."""
+
+
 class WriterLock:
     """The lock every writer of one SQLite file takes for its write transaction: a re-entrant lock
     among the threads of this process, and an advisory lock on a file beside the database among
@@ -93,27 +103,56 @@ class WriterLock:
     busy handler (up to 100 ms a time) rather than waking when the lock is released: with a
     dozen consumers, the intake and the event store writing at once, most of a storm went by in
     those sleeps. Queued on these locks, writers get the file as soon as it is free.
+
+    A writer waits for another process at most `timeout` seconds (as long as SQLite would have let
+    it wait for the file), or less if it asks for less, as eventsourcing's pool does.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, timeout: float = SQLITE_LOCK_TIMEOUT) -> None:
         self.path = path + ".writer-lock"
+        self.timeout = timeout
         self._threads = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
+        self._queue: _FileQueue | None = None
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if not self._threads.acquire(blocking, timeout):
-            return False
+        started = None
+        if not self._threads.acquire(False):
+            started = time.monotonic()
+            if not self._threads.acquire(blocking, timeout):
+                return False
         if self._depth == 0:
             try:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    if not blocking:
+                        self._threads.release()
+                        return False
+                    if timeout >= 0 and started is not None:
+                        timeout = max(0.0, timeout - (time.monotonic() - started))
+                    self._wait_for_file(self.timeout if timeout < 0 else min(timeout, self.timeout))
             except BaseException:
                 self._threads.release()
                 raise
         self._depth += 1
         return True
+
+    def _wait_for_file(self, timeout: float) -> None:
+        """Another process holds the file: wait in the kernel's queue for it, up to `timeout` seconds."""
+        if self._queue is None:
+            self._queue = _FileQueue(self.path)
+        assert self._fd is not None
+        fd = self._queue.take(self._fd, timeout)
+        if fd is None:
+            raise WriterLockTimeout(
+                f"gave up on the writer lock {self.path} after {timeout:.1f} s: other processes held it"
+                " all that time (the store's SQLITE_LOCK_TIMEOUT bounds how long a writer waits)"
+            )
+        self._fd = fd
 
     def release(self) -> None:
         self._depth -= 1
@@ -129,15 +168,58 @@ class WriterLock:
         self.release()
 
 
+class _FileQueue:
+    """A thread that waits for a lock file in the kernel's queue on behalf of the writers of its process,
+    so that a writer can give up after a timeout; a lock that comes when nobody waits for it any
+    more is let go at once. (Polling with a non-blocking `flock` instead lets a process whose
+    threads write one after the other starve a process that writes alone, for seconds.)
+    """
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # the open file it waits with next
+        self._state = "idle"  # idle, waiting (in `flock`), locked (for a writer that waits)
+        self._wanted = False
+        self._changed = threading.Condition(threading.Lock())
+        threading.Thread(target=self._serve, name="writer-lock-queue", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._state == "waiting")
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            with self._changed:
+                if self._wanted:
+                    self._state = "locked"
+                    self._changed.notify_all()
+                else:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    self._state = "idle"
+
+    def take(self, fd: int, timeout: float) -> int | None:
+        """The open file that holds the lock (`fd`, which holds none, is used for the next wait), or
+        None if the lock did not come within `timeout` seconds."""
+        with self._changed:
+            if self._state == "idle":
+                self._state = "waiting"
+                self._changed.notify_all()
+            self._wanted = True
+            self._changed.wait_for(lambda: self._state == "locked", timeout)
+            self._wanted = False
+            if self._state != "locked":
+                return None
+            locked, self._fd, self._state = self._fd, fd, "idle"
+            return locked
+
+
 _WRITERS: dict[str, WriterLock] = {}
 _WRITERS_GUARD = threading.Lock()
 
 
-def sqlite_writer_lock(path: str) -> WriterLock:
-    """The writer lock of this SQLite file (one per file in a process)."""
+def sqlite_writer_lock(path: str, timeout: float = SQLITE_LOCK_TIMEOUT) -> WriterLock:
+    """The writer lock of this SQLite file (one per file in a process, with the first caller's timeout)."""
     key = os.path.realpath(path)
     with _WRITERS_GUARD:
-        return _WRITERS.setdefault(key, WriterLock(key))
+        return _WRITERS.setdefault(key, WriterLock(key, timeout))
 
 
 class Database:
@@ -147,7 +229,11 @@ class Database:
         self.dialect = dialect
         self.params = dict(params)
         self._local = threading.local()
-        self._writers = sqlite_writer_lock(self.params["path"]) if dialect == SQLITE else None
+        self._writers = (
+            sqlite_writer_lock(self.params["path"], self.params.get("lock_timeout", SQLITE_LOCK_TIMEOUT))
+            if dialect == SQLITE
+            else None
+        )
 
     def share_writer_lock(self, recorder: Any) -> None:
         """Make the event store's writer (eventsourcing's SQLite connection pool) take the same lock."""
@@ -175,7 +261,8 @@ class Database:
             path = env.get("SQLITE_DBNAME", "")
             if not path or path == ":memory:" or path.startswith("file::memory:"):
                 raise ValueError("the SQLite store must be a file shared by the engine's processes")
-            return cls(SQLITE, {"path": path})
+            timeout = float(env.get("SQLITE_LOCK_TIMEOUT") or SQLITE_LOCK_TIMEOUT)
+            return cls(SQLITE, {"path": path, "lock_timeout": timeout})
         raise ValueError(
             f"unsupported PERSISTENCE_MODULE {module!r}: use eventsourcing.sqlite or eventsourcing.postgres"
         )
@@ -183,7 +270,10 @@ class Database:
     def _connect(self) -> Any:
         if self.dialect == SQLITE:
             Path(self.params["path"]).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.params["path"], timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.params["path"], timeout=self.params.get("lock_timeout", SQLITE_LOCK_TIMEOUT),
+                isolation_level=None, check_same_thread=False,
+            )  # fmt: skip
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")

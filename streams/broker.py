@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO
@@ -54,6 +56,8 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._alive: int | None = None  # the write end of the watchdog's pipe: closed, we are gone
         self._log: IO[bytes] | None = None
 
     @property
@@ -77,16 +81,32 @@ class EmbeddedBroker:
             stdout=self._log or subprocess.DEVNULL,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
+        self._watch(self._process.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise BrokerError(f"the embedded broker exited with code {self._process.returncode}")
+                code = self._process.returncode
+                self.stop()
+                raise BrokerError(f"the embedded broker exited with code {code}")
             if broker_answers(self.bootstrap, timeout=1.0):
                 log.info("embedded broker answering on %s", self.bootstrap)
                 return self
             time.sleep(0.1)
         self.stop()
         raise BrokerError(f"the embedded broker did not answer on {self.bootstrap} within {timeout:.0f}s")
+
+    def _watch(self, pid: int) -> None:
+        """A watchdog that kills the broker if this process dies without stopping it (even on SIGKILL).
+
+        Its own process group keeps a terminal's Ctrl-C from ending it before the broker."""
+        readable, self._alive = os.pipe()  # neither end is inherited by the other children
+        try:
+            script = Path(__file__).with_name("broker_watchdog.py")
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(script), str(pid)], stdin=readable, process_group=0
+            )
+        finally:
+            os.close(readable)
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -97,6 +117,12 @@ class EmbeddedBroker:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._alive is not None:
+            os.close(self._alive)  # the watchdog has seen the broker exit, or sees its pipe close now
+            self._alive = None
+        if self._watchdog is not None:
+            self._watchdog.wait()
+            self._watchdog = None
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -77,6 +77,21 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or check}: last={last!r}")
 
 
+def children_of(pid: int) -> dict[int, str]:
+    """The commands of a process's children, by pid."""
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return {int(p): args for p, args in (line.strip().split(" ", 1) for line in out.splitlines() if line.strip())}
+
+
+def running(pid: int) -> bool:
+    """False once the process has exited: gone, or a zombie its new parent (init) has yet to wait for."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 class EngineProcess:
     """One `itil <command>` process, its output kept for assertions and post-mortems."""
 

@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from streams.broker import free_port
-from tests.conftest import ROOT, EngineProcess, wait_for
+from tests.conftest import ROOT, EngineProcess, children_of, running, wait_for
 from tests.integration.http import call
 
 pytestmark = pytest.mark.integration
@@ -133,12 +133,6 @@ def test_incident_opened_over_http_reaches_the_account_view_and_kafka(
     assert [e["aggregate_version"] for e in mine] == list(range(1, 9))
 
 
-def children_of(pid: int) -> dict[int, str]:
-    """The commands of a process's children, by pid."""
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return {int(p): args for p, args in (line.strip().split(" ", 1) for line in out.splitlines() if line.strip())}
-
-
 def test_an_alarm_goes_through_the_intake_and_relay_processes_into_the_account_view(
     spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
 ) -> None:
@@ -175,24 +169,28 @@ def test_an_alarm_goes_through_the_intake_and_relay_processes_into_the_account_v
     wait_for(lambda: all(not Path(f"/proc/{pid}").exists() for pid in children), 30, what="children stopped")
 
 
-def test_the_intake_and_relay_processes_do_not_outlive_an_engine_killed_outright(
+def test_the_intake_relay_and_broker_do_not_outlive_an_engine_killed_outright(
     spawn: Callable[..., EngineProcess], tmp_path: Path, sqlite_env: dict[str, str]
 ) -> None:
     port = free_port()
     engine = spawn("up", env={**sqlite_env, "ITIL_DATA_DIR": str(tmp_path / "var"), "ITIL_HTTP_PORT": str(port)})
     engine.wait_output("ITIL engine: http://", timeout=60)
+    bootstrap = re.search(r"Kafka: ([0-9.]+:\d+)", engine.output()).group(1)  # type: ignore[union-attr]
 
-    def itil_children() -> dict[int, str]:
-        return {pid: args for pid, args in children_of(engine.proc.pid).items() if "itil.cli" in args}
+    def engine_children() -> dict[int, str]:
+        return {
+            pid: args for pid, args in children_of(engine.proc.pid).items()
+            if "itil.cli" in args or f"tcp://{bootstrap}" in args or "broker_watchdog" in args
+        }  # fmt: skip
 
-    children = wait_for(lambda: len(c := itil_children()) == 2 and c, 30, what="intake and relay")
+    children = wait_for(lambda: len(c := engine_children()) == 4 and c, 30, what="intake, relay, broker, watchdog")
     engine.proc.kill()  # SIGKILL: it cannot stop them itself
     engine.proc.wait(30)
     try:
-        wait_for(lambda: all(not Path(f"/proc/{pid}").exists() for pid in children), 30, what="children gone")
+        wait_for(lambda: not any(map(running, children)), 30, what=f"children gone: {children}")
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(engine.proc.pid, signal.SIGKILL)  # the embedded broker, which does not watch its parent
+            os.killpg(engine.proc.pid, signal.SIGKILL)  # whatever is left, should this test fail
 
 
 def test_bad_requests_get_clear_json_errors(
