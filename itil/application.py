@@ -484,6 +484,7 @@ class ItilApplication(Application[UUID]):
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
         self._versions_statement: Any = None
+        self._version_at_statement: Any = None
 
     def construct_recorder(self) -> ApplicationRecorder:
         """The library's recorder, with a cheaper insert of a transaction's events: on PostgreSQL
@@ -607,6 +608,34 @@ class ItilApplication(Application[UUID]):
                 list(by_hex),
             )
             return {by_hex[row[0]]: row[1] for row in c.fetchall()}
+
+    def version_at(self, aggregate_id: UUID, position: int) -> int | None:
+        """The aggregate's last version stored at or before `position` of the notification log (None:
+        nothing of it yet): how a process reads an aggregate as it stood when the event it reacts to
+        was stored, whatever was stored since."""
+        recorder: Any = self.recorder
+        table = recorder.events_table_name
+        if hasattr(recorder.datastore, "schema"):  # PostgreSQL
+            if self._version_at_statement is None:
+                from psycopg.sql import SQL, Identifier
+
+                self._version_at_statement = SQL(
+                    "SELECT MAX(originator_version) AS version FROM {schema}.{table}"
+                    " WHERE originator_id = %s AND notification_id <= %s"
+                ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
+            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                curs.execute(self._version_at_statement, [aggregate_id, position], prepare=True)
+                row = curs.fetchone()
+            found = (row or {}).get("version")
+            return None if found is None else int(found)
+        with recorder.datastore.get_connection(commit=False) as conn:
+            c = conn.cursor()
+            c.execute(
+                f"SELECT MAX(originator_version) FROM {table} WHERE originator_id = ? AND rowid <= ?",
+                [aggregate_id.hex, position],
+            )
+            row = c.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
 
     def read_by(self, command: Any) -> tuple[UUID, ...]:
         """The aggregates `prepare` reads for this command whose stored versions group commit checks first.

@@ -7,6 +7,14 @@ problem whose id is derived from the account, the series and the series' first i
 redelivered or replayed event finds the problem it already proposed. While that problem is open,
 later incidents of the series within the window are linked to it, on both sides.
 
+It decides from history as it stood when each event was stored: an incident as its event left it,
+a problem as of the event's position in the log, a link when its own event comes. What was stored
+since (a cancellation, a link made later, a problem resolved or reopened since) waits for its own
+event. So a fresh process given the whole history in the order the live run read it (store order,
+on one partition) makes the decisions the live run made, however far behind and in whatever
+batches that run went, and finds them made. It also remembers the last event of each incident it
+reacted to: history delivered again to it as it is changes nothing.
+
 `ProblemIncidentsProcess` pushes a known error's workaround to every open incident it causes, and
 resolves them when the problem is resolved.
 """
@@ -14,14 +22,16 @@ resolves them when the problem is resolved.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
+
 from domain.account import period_text
-from domain.incident import CANCELLED, Incident
+from domain.incident import Incident
 from domain.problem import CLOSED, RESOLVED, Problem
 from itil.application import ItilApplication, LinkIncidentToProblem, NoteWorkaround, ResolveIncident
 from itil.problems import AddIncidentToProblem, LogProblem, incidents_of, is_linked
@@ -46,6 +56,15 @@ SERIES_SCHEMA = """CREATE TABLE IF NOT EXISTS recurring_incidents (
 SERIES_INDEX = (
     "CREATE INDEX IF NOT EXISTS recurring_incidents_recent ON recurring_incidents (account, series, logged_us)"
 )
+SERIES_BY_INCIDENT_INDEX = (
+    "CREATE INDEX IF NOT EXISTS recurring_incidents_incident ON recurring_incidents (incident_id)"
+)
+REACTED_SCHEMA = """CREATE TABLE IF NOT EXISTS recurring_reacted (
+    incident_id TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+)"""
+"""The version of the last event of each incident the process reacted to (its Logged event, its last
+Categorised): a redelivered one, or an older one, is passed over."""
 
 
 def _us(at: datetime) -> int:
@@ -70,14 +89,19 @@ def _belongs(problem: Problem, account: str, series: str) -> bool:
     return problem.ci == value if kind == "ci" else (problem.ci is None and problem.category == value)
 
 
-def _open_at(app: ItilApplication, problem_id: UUID, at: datetime) -> bool:
-    """Whether the problem was open at `at` (or, logged after `at`, when it was logged).
+def _open_at(history: Iterable[object] | None, at: datetime) -> bool:
+    """Whether a problem was open at `at` (or, logged after `at`, when it was logged), by its `history`
+    as of the event the process reacts to.
 
-    Read from its history rather than its current state, so that replaying the incidents of a
-    problem resolved since links them as they were linked the first time.
+    None for a history: nothing of the problem was stored yet when that event was, so the process
+    itself logged it, for an earlier event, after this one was stored: it is open. Read from its history as
+    of the event rather than its current state, so that replaying the incidents of a problem
+    resolved (or reopened) since links them as they were linked the first time.
     """
+    if history is None:
+        return True
     is_open = False
-    for e in app.events.get(problem_id):
+    for e in history:
         if isinstance(e, Problem.Logged):
             is_open = True
         elif e.at > at:  # type: ignore[attr-defined]
@@ -95,6 +119,7 @@ class _Logged:
 
     incident_id: UUID
     version: int
+    position: int
     account: str
     series: list[str]
     at: datetime
@@ -105,6 +130,7 @@ class _Logged:
         return cls(
             incident_id=UUID(str(envelope["aggregate_id"])),
             version=int(envelope["aggregate_version"]),
+            position=int(envelope["position"]),
             account=payload["account"],
             series=series_of(payload.get("ci"), payload.get("category")),
             at=when(envelope["occurred_at"]),
@@ -132,7 +158,7 @@ class RecurringIncidentsProcess(CommandProcess):
         self.threshold = threshold
 
     def schema(self) -> Sequence[str]:
-        return (SERIES_SCHEMA, SERIES_INDEX)
+        return (SERIES_SCHEMA, SERIES_INDEX, SERIES_BY_INCIDENT_INDEX, REACTED_SCHEMA)
 
     def react_many(self, envelopes: list[dict[str, Any]]) -> None:
         """React to a batch's events as one by one; runs of logged incidents on distinct series go together.
@@ -162,7 +188,7 @@ class RecurringIncidentsProcess(CommandProcess):
                     run, taken = [], set()
                 run.append(logged)
                 taken |= keys
-            elif kind in ("Categorised", "Cancelled"):
+            elif kind in ("Categorised", "Cancelled", "ProblemLinked"):
                 self._track_many(run)
                 run, taken = [], set()
                 self.react(envelope)
@@ -174,71 +200,157 @@ class RecurringIncidentsProcess(CommandProcess):
         kind = kind_of(envelope)
         incident_id = UUID(str(envelope["aggregate_id"]))
         payload = envelope["payload"]
-        at = when(envelope["occurred_at"])
-        if kind == "Logged":
-            self._track(incident_id, payload["account"], series_of(payload.get("ci"), payload.get("category")), at, at)
-        elif kind == "Categorised":
-            incident = self.incident(incident_id)
-            if incident is None:
-                return
-            if payload.get("previous_category"):
-                self._forget(incident_id, f"category:{payload['previous_category']}")
-            self._track(
-                incident_id, incident.account, series_of(incident.ci, payload["category"]), incident.logged_at, at
-            )
-        elif kind == "Cancelled":
+        if kind == "Cancelled":
             self._forget(incident_id, None)
+        elif kind == "ProblemLinked":
+            self._claim(incident_id, UUID(str(payload["problem_id"])))
+        elif kind in ("Logged", "Categorised"):
+            version = int(envelope["aggregate_version"])
+            if self._reacted([incident_id]).get(incident_id, 0) >= version:
+                return  # delivered again
+            at = when(envelope["occurred_at"])
+            position = int(envelope["position"])
+            if kind == "Logged":
+                series = series_of(payload.get("ci"), payload.get("category"))
+                if not series:
+                    return
+                self._track(incident_id, payload["account"], series, at, at, position)
+            else:
+                incident = self._incident_as_of(incident_id, version)
+                if incident is None:
+                    return
+                if payload.get("previous_category"):
+                    self._forget(incident_id, f"category:{payload['previous_category']}")
+                self._track(
+                    incident_id, incident.account, series_of(incident.ci, payload["category"]), incident.logged_at,
+                    at, position, incident.problem_ids,
+                )  # fmt: skip
+            with self.db.transaction() as tx:
+                self._remember(tx, [(incident_id, version)])
+
+    def _incident_as_of(self, incident_id: UUID, version: int) -> Incident | None:
+        """The incident as the event of this version left it."""
+        try:
+            found: Any = self.app.repository.get(incident_id, version=version)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Incident) else None
+
+    def _history_as_of(self, problem_id: UUID, position: int) -> Iterable[Any] | None:
+        """The problem's events stored up to `position` of the log (None: none yet)."""
+        version = self.app.version_at(problem_id, position)
+        return None if version is None else self.app.events.get(problem_id, lte=version)
+
+    def _open_since(self, problem_id: UUID, position: int | None) -> bool:
+        """Whether the problem was open when the event at `position` was stored (None: the process logged
+        it for that very event) and has not been resolved, closed or cancelled since.
+
+        Linking an incident to it then succeeds however late the process gets to the event; to a
+        problem closed in between, the live run's link may have been refused, so a replay does
+        not make it either, even if the problem was reopened since.
+        """
+        version = None if position is None else self.app.version_at(problem_id, position)
+        if version is not None:
+            then: Any = self.app.repository.get(problem_id, version=version)
+            if not then.is_open:
+                return False
+        closing = (Problem.Resolved, Problem.Closed, Problem.Cancelled)
+        return not any(isinstance(e, closing) for e in self.app.events.get(problem_id, gt=version or 0))
+
+    # -- what the process remembers --------------------------------------------------------
+
+    def _reacted(self, incident_ids: Sequence[UUID]) -> dict[UUID, int]:
+        """The version of each incident's last event the process reacted to, for those it reacted to."""
+        found: dict[UUID, int] = {}
+        with self.db.transaction(write=False) as tx:
+            for start in range(0, len(incident_ids), 400):
+                chunk = [str(i) for i in incident_ids[start : start + 400]]
+                rows = tx.execute(
+                    "SELECT incident_id, version FROM recurring_reacted"
+                    f" WHERE incident_id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).all()
+                found.update((UUID(r["incident_id"]), r["version"]) for r in rows)
+        return found
+
+    @staticmethod
+    def _remember(tx: Any, reacted: Iterable[tuple[UUID, int]]) -> None:
+        tx.insert_many(
+            "INSERT INTO recurring_reacted (incident_id, version) VALUES (?, ?)"
+            " ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version"
+            " WHERE recurring_reacted.version < excluded.version",
+            [(str(incident_id), version) for incident_id, version in reacted],
+        )
 
     # -- the series -----------------------------------------------------------------------
 
-    def _track(self, incident_id: UUID, account: str, series: list[str], logged: datetime, at: datetime) -> None:
-        """Count the incident in its series; once it belongs to a problem of one, the next are not needed."""
+    def _track(
+        self,
+        incident_id: UUID,
+        account: str,
+        series: list[str],
+        logged: datetime,
+        at: datetime,
+        position: int,
+        problem_ids: Sequence[UUID] = (),
+    ) -> None:
+        """Count the incident in its series; once it belongs to a problem of one, the next are not needed.
+
+        `problem_ids`: the problems the incident named when the event at `position` was stored.
+        """
         for one in series:
-            if self._step(incident_id, account, one, logged, at):
+            if self._step(incident_id, account, one, logged, at, position, problem_ids):
                 return
 
     def _track_many(self, run: list[_Logged]) -> None:
         """`_track` each logged incident of a run whose series are all distinct, in order.
 
-        Their first series' rows are recorded (and read) in one transaction for the whole run, and
-        one query of stored versions tells which incidents the store holds nothing newer of than
-        their Logged event: not cancelled, linked to no problem, so not read. An incident whose rows
-        show nothing to link or propose is done with that series; any other takes the one-by-one way
-        from there (its queries again, after the run's earlier steps). Those steps only ever remove
-        rows of the run's other series, never add or claim any: what the run's read showed as
-        nothing to do still is. Further series (an incident's category) are tracked one by one.
+        Their first series' rows are recorded (and read) in one transaction for the whole run. An
+        incident whose rows show nothing to link or propose is done with that series; any other
+        takes the one-by-one way from there (its queries again, after the run's earlier steps).
+        Those steps only ever remove rows of the run's other series, never add or claim any: what
+        the run's read showed as nothing to do still is. Further series (an incident's category)
+        are tracked one by one. Incidents already reacted to are passed over; one a problem claims
+        already (its reaction was cut short) only links again, one by one.
         """
+        if not run:
+            return
+        reacted = self._reacted([one.incident_id for one in run])
+        run = [one for one in run if reacted.get(one.incident_id, 0) < one.version]
         if len(run) < 2:
             for one in run:
-                self._track(one.incident_id, one.account, one.series, one.at, one.at)
+                self._track(one.incident_id, one.account, one.series, one.at, one.at, one.position)
+                with self.db.transaction() as tx:
+                    self._remember(tx, [(one.incident_id, one.version)])
             return
-        versions = self.app.stored_versions([one.incident_id for one in run])
-        issued = self.issued
-        rows, added = self._record_rows(run)
+        rows, added, claimed = self._record_rows(run)
         reached = -1  # the last incident whose step began
         try:
             for one in run:
                 reached += 1
+                if one.incident_id in claimed:
+                    self._track(one.incident_id, one.account, one.series, one.at, one.at, one.position)
+                    continue
                 series = one.series[0]
-                if self.issued != issued:  # a command of this run changed something: ask the store again
-                    versions.update(self.app.stored_versions([one.incident_id]))
-                    issued = self.issued
-                as_logged = versions.get(one.incident_id) == one.version
                 found = rows.get((one.account, series), [])
-                if not (as_logged and self._nothing_to_do(one, found)):
+                if not self._nothing_to_do(one, found):
                     own = next((r["problem_id"] for r in found if r["incident_id"] == str(one.incident_id)), None)
-                    if self._decide(one.incident_id, one.account, series, one.at, one.at, own, as_logged):
+                    if self._decide(one.incident_id, one.account, series, one.at, one.at, one.position, own):
                         continue
-                self._track(one.incident_id, one.account, one.series[1:], one.at, one.at)
+                self._track(one.incident_id, one.account, one.series[1:], one.at, one.at, one.position)
         except BaseException:
-            self._settle(run, reached, added)
+            self._settle(run, reached, added, run[:reached])
             raise
-        self._settle(run, len(run) - 1, added)
+        self._settle(run, len(run) - 1, added, run)
 
-    def _record_rows(self, run: list[_Logged]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[UUID]]:
+    def _record_rows(
+        self, run: list[_Logged]
+    ) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], set[UUID], set[UUID]]:
         """`_step`'s insert in each incident's first series, in one transaction: those series' rows
-        afterwards, and the incidents whose rows it added (the others were recorded before)."""
+        afterwards, the incidents whose rows it added (the others were recorded before), and those
+        a problem claims already (recorded and decided before: nothing added for them)."""
         found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        claimed: set[UUID] = set()
         with self.db.transaction() as tx:
             for start in range(0, len(run), 400):
                 chunk = run[start : start + 400]
@@ -250,8 +362,18 @@ class RecurringIncidentsProcess(CommandProcess):
                 ).all()
                 for r in rows:
                     found.setdefault((r["account"], r["series"]), []).append(r)
+                claims = tx.execute(
+                    "SELECT incident_id FROM recurring_incidents WHERE problem_id IS NOT NULL"
+                    f" AND incident_id IN ({', '.join('?' * len(chunk))})",
+                    [str(one.incident_id) for one in chunk],
+                ).all()
+                claimed.update(UUID(r["incident_id"]) for r in claims)
             recorded = {(key, r["incident_id"]) for key, rows in found.items() for r in rows}
-            new = [one for one in run if ((one.account, one.series[0]), str(one.incident_id)) not in recorded]
+            new = [
+                one for one in run
+                if ((one.account, one.series[0]), str(one.incident_id)) not in recorded
+                and one.incident_id not in claimed
+            ]  # fmt: skip
             tx.insert_many(
                 "INSERT INTO recurring_incidents (account, series, incident_id, logged_us, problem_id)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, series, incident_id) DO NOTHING",
@@ -262,12 +384,13 @@ class RecurringIncidentsProcess(CommandProcess):
                 {"account": one.account, "series": one.series[0], "incident_id": str(one.incident_id),
                  "logged_us": _us(one.at), "problem_id": None}
             )  # fmt: skip
-        return found, {one.incident_id for one in new}
+        return found, {one.incident_id for one in new}, claimed
 
-    def _settle(self, run: list[_Logged], reached: int, added: set[UUID]) -> None:
+    def _settle(self, run: list[_Logged], reached: int, added: set[UUID], done: list[_Logged]) -> None:
         """After a run's steps up to `reached` (the last may have failed): the series of those
         reached forget their incidents too old to count, as `_step` does; the rows added for those
-        not reached are taken back, as if their steps had not begun (they come again)."""
+        not reached are taken back, as if their steps had not begun (they come again); those `done`
+        are remembered as reacted to."""
         with self.db.transaction() as tx:
             tx.executemany(
                 "DELETE FROM recurring_incidents WHERE account = ? AND series = ? AND logged_us < ?",
@@ -279,6 +402,7 @@ class RecurringIncidentsProcess(CommandProcess):
                 [(one.account, one.series[0], str(one.incident_id)) for one in run[reached + 1 :]
                  if one.incident_id in added],
             )  # fmt: skip
+            self._remember(tx, [(one.incident_id, one.version) for one in done])
 
     def _nothing_to_do(self, one: _Logged, rows: list[dict[str, Any]]) -> bool:
         """Whether a logged incident's series rows call for nothing: no problem within the window,
@@ -289,23 +413,43 @@ class RecurringIncidentsProcess(CommandProcess):
             return False
         return self._earliest_run(near, one.incident_id) is None
 
-    def _step(self, incident_id: UUID, account: str, series: str, logged: datetime, at: datetime) -> bool:
-        """Record the incident in one series; link or propose a problem. True when it belongs to one."""
+    def _step(
+        self,
+        incident_id: UUID,
+        account: str,
+        series: str,
+        logged: datetime,
+        at: datetime,
+        position: int,
+        problem_ids: Sequence[UUID] = (),
+    ) -> bool:
+        """Record the incident in one series; link or propose a problem. True when it belongs to one.
+
+        An incident a problem of another series claims counts in no other (its reaction cut short
+        and come again finds it so).
+        """
         with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO recurring_incidents (account, series, incident_id, logged_us, problem_id)"
-                " VALUES (?, ?, ?, ?, NULL) ON CONFLICT (account, series, incident_id) DO NOTHING",
-                (account, series, str(incident_id), _us(logged)),
-            )
-            tx.execute(
-                "DELETE FROM recurring_incidents WHERE account = ? AND series = ? AND logged_us < ?",
-                (account, series, _us(logged - 2 * self.window)),
-            )
-            row = tx.execute(
-                "SELECT problem_id FROM recurring_incidents WHERE account = ? AND series = ? AND incident_id = ?",
-                (account, series, str(incident_id)),
-            ).one()
-        return self._decide(incident_id, account, series, logged, at, row["problem_id"] if row else None)
+            claims = {
+                r["series"]: r["problem_id"]
+                for r in tx.execute(
+                    "SELECT series, problem_id FROM recurring_incidents"
+                    " WHERE incident_id = ? AND problem_id IS NOT NULL",
+                    (str(incident_id),),
+                ).all()
+            }
+            if claims and series not in claims:
+                return False
+            if not claims:
+                tx.execute(
+                    "INSERT INTO recurring_incidents (account, series, incident_id, logged_us, problem_id)"
+                    " VALUES (?, ?, ?, ?, NULL) ON CONFLICT (account, series, incident_id) DO NOTHING",
+                    (account, series, str(incident_id), _us(logged)),
+                )
+                tx.execute(
+                    "DELETE FROM recurring_incidents WHERE account = ? AND series = ? AND logged_us < ?",
+                    (account, series, _us(logged - 2 * self.window)),
+                )
+        return self._decide(incident_id, account, series, logged, at, position, claims.get(series), problem_ids)
 
     def _decide(
         self,
@@ -314,31 +458,27 @@ class RecurringIncidentsProcess(CommandProcess):
         series: str,
         logged: datetime,
         at: datetime,
+        position: int,
         claimed_by: str | None,
-        as_logged: bool = False,
+        problem_ids: Sequence[UUID] = (),
     ) -> bool:
         """`_step` once the incident's row is recorded (`claimed_by`: the problem its row belongs to).
 
-        `as_logged`: the store holds nothing newer of the incident than its Logged event, so it is
-        neither cancelled nor linked to a problem, and need not be read.
+        `problem_ids`: the problems the incident named when the event at `position` was stored (none
+        when it was logged).
         """
         if claimed_by:
-            self._link(UUID(claimed_by), [incident_id], at)
+            self._link(UUID(claimed_by), [incident_id], at, position)
             return True
-        if not as_logged:
-            incident = self.incident(incident_id)
-            if incident is None or incident.status == CANCELLED:
-                self._forget(incident_id, None)
-                return False
-            for problem_id in incident.problem_ids:
-                problem = self.app.find(problem_id, Problem)
-                if problem is not None and _belongs(problem, account, series):
-                    self._mark(account, series, [incident_id], problem_id)
-                    return True
-        active = self._active_problem(account, series, logged)
+        for problem_id in problem_ids:
+            problem = self.app.find(problem_id, Problem)  # its account, CI and category never change
+            if problem is not None and _belongs(problem, account, series):
+                self._mark(account, series, [incident_id], problem_id)
+                return True
+        active = self._active_problem(account, series, logged, position)
         if active is not None:
             self._mark(account, series, [incident_id], active)
-            self._link(active, [incident_id], at)
+            self._link(active, [incident_id], at, position)
             return True
         group = self._recurring_group(account, series, incident_id, logged)
         if not group:
@@ -346,8 +486,9 @@ class RecurringIncidentsProcess(CommandProcess):
         self._propose(account, series, group, at)
         return True
 
-    def _active_problem(self, account: str, series: str, logged: datetime) -> UUID | None:
-        """The series' problem that was open when this incident was logged, if one has incidents within the window."""
+    def _active_problem(self, account: str, series: str, logged: datetime, position: int) -> UUID | None:
+        """The series' problem that was open when this incident was logged, if one has incidents within
+        the window; as the log stood at `position`."""
         with self.db.transaction(write=False) as tx:
             rows = tx.execute(
                 "SELECT problem_id, MAX(logged_us) AS latest FROM recurring_incidents"
@@ -357,7 +498,7 @@ class RecurringIncidentsProcess(CommandProcess):
             ).all()
         for r in rows:
             problem_id = UUID(r["problem_id"])
-            if _open_at(self.app, problem_id, logged):
+            if _open_at(self._history_as_of(problem_id, position), logged):
                 return problem_id
         return None
 
@@ -413,7 +554,7 @@ class RecurringIncidentsProcess(CommandProcess):
         if problem is None:
             return
         self._mark(account, series, list(incident_ids), problem_id)
-        self._link(problem_id, list(incident_ids), at)
+        self._link(problem_id, list(incident_ids), at, None)
         if not existed:
             log.info("%s: proposed problem %s (%s) for %d incidents", self.name, problem_id, title, len(incident_ids))
 
@@ -431,6 +572,24 @@ class RecurringIncidentsProcess(CommandProcess):
                 [(account, series, str(i)) for i in incident_ids],
             )
 
+    def _claim(self, incident_id: UUID, problem_id: UUID) -> None:
+        """The incident was linked to a problem (by hand, or by this process): a problem about one of its
+        series claims it there, from this event on."""
+        with self.db.transaction(write=False) as tx:
+            rows = tx.execute(
+                "SELECT account, series FROM recurring_incidents WHERE incident_id = ? AND problem_id IS NULL",
+                (str(incident_id),),
+            ).all()
+        if not rows:
+            return  # claimed already (this process's own links), or counted in no series
+        problem = self.app.find(problem_id, Problem)  # its account, CI and category never change
+        if problem is None:
+            return
+        for r in rows:
+            if _belongs(problem, r["account"], r["series"]):
+                self._mark(r["account"], r["series"], [incident_id], problem_id)
+                return
+
     def _forget(self, incident_id: UUID, series: str | None) -> None:
         """An incident cancelled (or moved to another category) no longer counts where no problem claimed it."""
         with self.db.transaction() as tx:
@@ -444,11 +603,14 @@ class RecurringIncidentsProcess(CommandProcess):
                     (str(incident_id), series),
                 )
 
-    def _link(self, problem_id: UUID, incident_ids: list[UUID], at: datetime) -> None:
-        """Link the incidents to the problem (both at once); what is already linked (or was unlinked) stays so."""
+    def _link(self, problem_id: UUID, incident_ids: list[UUID], at: datetime, position: int | None) -> None:
+        """Link the incidents to the problem (both at once) if it has stayed open since the event at
+        `position` was stored (None: the process logged it for this very event); what is already
+        linked (or was unlinked) stays so."""
         problem = self.app.find(problem_id, Problem)
         if problem is None:
             return
+        open_since: bool | None = None
         for incident_id in incident_ids:
             incident = self.incident(incident_id)
             if incident is None:
@@ -458,6 +620,10 @@ class RecurringIncidentsProcess(CommandProcess):
                     self.issue(LinkIncidentToProblem(incident_id, problem_id, actor=self.actor, at=later(at, incident)))
                 continue
             if not problem.is_open or self._unlinked(problem, incident_id):
+                continue  # closed (the link would be refused), or found not to be caused by it
+            if open_since is None:
+                open_since = self._open_since(problem_id, position)
+            if not open_since:
                 continue
             linked = self.issue(AddIncidentToProblem(problem_id, incident_id, actor=self.actor, at=later(at, problem)))
             problem = linked if linked is not None else problem

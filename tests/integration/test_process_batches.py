@@ -1,10 +1,11 @@
 """The recurring-incidents and SLA processes given a whole batch at once do what they do one event at a time.
 
 A storm's batches reach them hundreds of events at a time, often long after later changes were stored
-(incidents cancelled or linked to a problem since, a contract changed). Twin stores get the same history
-in the same batches; one twin's processes react to each event in turn (`Process.react_many` as it is by
-default), the other's work the batch at once: every aggregate ends with the same events, and the
-processes' tables with the same rows.
+(incidents cancelled or linked to a problem since, a contract changed); the recurring-incidents process
+decides as the history stood at each event, and sees the later changes when their own events come.
+Twin stores get the same history in the same batches; one twin's processes react to each event in turn
+(`Process.react_many` as it is by default), the other's work the batch at once: every aggregate ends
+with the same events, and the processes' tables with the same rows.
 """
 
 from __future__ import annotations
@@ -186,9 +187,10 @@ def storm_with_later_changes(app: ItilApplication) -> dict[str, UUID]:
     for n, day in enumerate((MON, MON, TUE, WED, THU)):  # the series' incidents interleaved, as in a storm
         # router-1: the third proposes a problem, the next join it
         ids[f"r1-{n}"] = log(app, f"R1 down {n}", paris(day, f"1{n}:00"), "router-1")
-        if n < 3:  # router-2: the first is cancelled since: no problem
+        if n < 3:  # router-2: the first is cancelled, but only after the third came: a problem all the same
             ids[f"r2-{n}"] = log(app, f"R2 down {n}", paris(day, f"1{n}:30"), "router-2")
-            # switch-1 (and the network category): the first is linked to a problem by hand since
+            # switch-1 (and the network category): the first is linked by hand to the switch's problem, but only
+            # after the third came: the process proposes its own
             ids[f"s1-{n}"] = log(app, f"S1 down {n}", paris(day, f"1{n}:40"), "switch-1", category="network")
         if n < 4:  # no CI: their category's series; one recategorised since
             ids[f"p-{n}"] = log(app, f"Power cut {n}", paris(day, f"1{n}:50"), None, category="power",
@@ -212,7 +214,10 @@ def test_a_batch_with_later_changes_in_the_store_does_what_one_event_at_a_time_d
     assert batch.rows() == one.rows()
     router = batch.app.load(recurring_problem_id(ACCOUNT, "ci:router-1", ids["r1-0"]), Problem, "problem")
     assert set(prb.incidents_of(batch.app, router)) == {ids[f"r1-{n}"] for n in range(5)}
-    assert batch.app.find(recurring_problem_id(ACCOUNT, "ci:router-2", ids["r2-1"]), Problem) is None
+    router_2 = batch.app.load(recurring_problem_id(ACCOUNT, "ci:router-2", ids["r2-0"]), Problem, "problem")
+    assert set(prb.incidents_of(batch.app, router_2)) == {ids[f"r2-{n}"] for n in range(3)}
+    switch = batch.app.load(recurring_problem_id(ACCOUNT, "ci:switch-1", ids["s1-0"]), Problem, "problem")
+    assert set(prb.incidents_of(batch.app, switch)) == {ids[f"s1-{n}"] for n in range(3)}
     assert ids["hand-made"] in batch.app.get_incident(ids["s1-0"]).problem_ids
     terms = {k: batch.app.find_sla(ids[k]).terms.contract_version for k in ("r1-0", "r1-3")}  # type: ignore[union-attr]
     assert terms == {"r1-0": 1, "r1-3": 2}
