@@ -37,6 +37,9 @@ STATUSES = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD, RESTORED, RESOLVED, CLOSED, CA
 OPEN_STATUSES = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD, RESTORED)
 """Statuses in which someone still has work to do on the incident."""
 
+COMMENT_MAX_LENGTH = 20_000
+"""The longest comment accepted, in characters (as the extranet's comment.add contract allows)."""
+
 ASSIGNMENT_GROUPS = {"N1 hotline": 1, "N2 systems": 2, "N2 network": 2, "field technicians": 2, "N3 experts": 3}
 """The support groups and their tier; a functional escalation goes to a higher tier."""
 ESCALATION_LEVELS = ("roc", "management")
@@ -173,6 +176,13 @@ class Incident(Aggregate):
         problem_id: UUID
         workaround: str
 
+    class Commented(Event):
+        """A comment: customer-visible (the customer reads it on the extranet) or an internal work note."""
+
+        author: str
+        text: str
+        customer_visible: bool
+
     @event(Logged)
     def __init__(
         self,
@@ -225,6 +235,8 @@ class Incident(Aggregate):
         self.problem_ids: list[UUID] = []
         self.workaround: str | None = None
         self.workaround_problem_id: UUID | None = None
+        self.comment_count = 0
+        self.last_commented_at: datetime | None = None
 
     @classmethod
     def log(
@@ -501,6 +513,32 @@ class Incident(Aggregate):
             )
         self._workaround_noted(problem_id=problem_id, workaround=workaround, actor=actor, at=at)
 
+    def comment(self, *, text: str, author: str, customer_visible: bool, actor: str, at: datetime) -> None:
+        """Add a comment: customer-visible (what the customer reads and writes on the extranet) or an
+        internal work note (for the teams only); `author` wrote it, `actor` entered it.
+
+        Accepted while the incident is open and once it is resolved (the customer may still add
+        something before confirming or refusing the resolution; a comment never reopens it). Refused
+        once it is closed or cancelled: a closed incident cannot be reopened, so a new incident related
+        to it is where anything new goes. The aggregate keeps only how many comments there are and
+        when the last one came; their texts stay in the events.
+        """
+        self._check("comment on", actor, at)
+        self._refuse_unless("comment on", (*OPEN_STATUSES, RESOLVED))
+        text = _required("the comment's text", text)
+        if len(text) > COMMENT_MAX_LENGTH:
+            raise InvalidCommand(
+                f"a comment is at most {COMMENT_MAX_LENGTH:,} characters long; this one has {len(text):,}"
+            )
+        if not isinstance(customer_visible, bool):
+            raise InvalidCommand(
+                f"say whether the comment is visible to the customer (true or false), not {customer_visible!r}"
+            )
+        self._commented(
+            author=_required("the comment's author", author), text=text, customer_visible=customer_visible,
+            actor=actor, at=at,
+        )  # fmt: skip
+
     # -- rules --------------------------------------------------------------------
 
     @property
@@ -692,6 +730,12 @@ class Incident(Aggregate):
         self.workaround = workaround
         self.workaround_problem_id = problem_id
 
+    @event(Commented)
+    def _commented(self, author: str, text: str, customer_visible: bool, actor: str, at: datetime) -> None:
+        self._stamp(at)
+        self.comment_count += 1
+        self.last_commented_at = at
+
     def summary(self) -> dict[str, Any]:
         """The incident's current state as plain values."""
         return {
@@ -729,6 +773,8 @@ class Incident(Aggregate):
             "problem_ids": list(self.problem_ids),
             "workaround": self.workaround,
             "workaround_problem_id": self.workaround_problem_id,
+            "comment_count": self.comment_count,
+            "last_commented_at": self.last_commented_at,
         }
 
 
@@ -762,4 +808,6 @@ _WHY = {
     ("cancel", RESTORED): "; service was restored, resolve it instead",
     ("cancel", RESOLVED): "; it was resolved, close it instead",
     ("restore service on", RESOLVED): "; reopen it first if service is down again",
+    ("comment on", CLOSED): "; a closed incident takes no more comments, log a new one related to it",
+    ("comment on", CANCELLED): "; a cancelled incident takes no more comments",
 }

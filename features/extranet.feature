@@ -1,6 +1,6 @@
-Feature: A restaurant manager opens an incident from the extranet and confirms its resolution
+Feature: A restaurant manager opens an incident from the extranet, comments on it and confirms its resolution
   As the manager of a restaurant of the chain "resto-chain"
-  I want to report a failing payment terminal on the customer extranet, and say whether its repair holds
+  I want to report a failing payment terminal on the customer extranet, tell the hotline what I see, and say whether its repair holds
   So that the hotline works on it straight away and nothing is closed before my restaurant takes card payments again
 
   The extranet publishes what a manager does as messages on "itil.intake.requests"; the engine carries
@@ -46,3 +46,22 @@ Feature: A restaurant manager opens an incident from the extranet and confirms i
     And the dead letter keeps the original message, its type and its id
     And the message is not recorded as processed, so it can be replayed after a fix
     And the incident of "burger-co" is still resolved
+
+  Scenario: The manager comments on the restaurant's incident from the extranet
+    Given "j.martin@resto-chain.fr" of "resto-chain" opened an incident on the extranet at 09:00 on "tpe-0042": "Payment terminal offline"
+    And "hotline N1" assigned the incident to "field technicians" at 09:10
+    When "j.martin@resto-chain.fr" comments on the extranet at 09:30 as "J. Martin": "The terminal restarts every ten minutes since this morning"
+    Then the extranet's message is processed
+    And the incident has 1 comment
+    And its comment at 09:30 by "J. Martin", entered by "j.martin@resto-chain.fr", is visible to the customer: "The terminal restarts every ten minutes since this morning"
+    And the incident is still assigned to "field technicians"
+    When the extranet delivers the same message again
+    Then the extranet's message is skipped as a duplicate
+    And the incident has 1 comment
+
+  Scenario: A manager cannot comment on another customer's incident
+    Given "hotline N1" logged an incident by phone at 08:00 for "burger-co" on "router-burger-07": "Router down"
+    When "j.martin@resto-chain.fr" of "resto-chain" comments on that incident on the extranet at 10:00 as "J. Martin": "Any news?"
+    Then the extranet's message is dead-lettered with a reason saying there is no such incident on the account "resto-chain"
+    And the message is not recorded as processed, so it can be replayed after a fix
+    And the incident has 0 comments

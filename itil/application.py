@@ -185,6 +185,18 @@ class NoteWorkaround:
 
 
 @dataclass(frozen=True)
+class CommentIncident:
+    """Add a comment to an incident: customer-visible, or an internal work note (`customer_visible=False`)."""
+
+    incident_id: UUID
+    text: str
+    author: str
+    customer_visible: bool
+    actor: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class AttachIncident:
     """Attach a child incident to the parent incident of the same outage; both are saved together."""
 
@@ -211,6 +223,7 @@ IncidentCommand = (
     | DeclareMajorIncident
     | LinkIncidentToProblem
     | NoteWorkaround
+    | CommentIncident
 )
 
 _INCIDENT_METHODS: Mapping[type, Callable[[ItilApplication, Incident, Any], None]] = {
@@ -239,6 +252,9 @@ _INCIDENT_METHODS: Mapping[type, Callable[[ItilApplication, Incident, Any], None
     LinkIncidentToProblem: lambda a, i, c: i.link_problem(problem_id=c.problem_id, actor=c.actor, at=c.at),
     NoteWorkaround: lambda a, i, c: i.note_workaround(
         problem_id=c.problem_id, workaround=c.workaround, actor=c.actor, at=c.at
+    ),
+    CommentIncident: lambda a, i, c: i.comment(
+        text=c.text, author=c.author, customer_visible=c.customer_visible, actor=c.actor, at=c.at
     ),
 }
 """Each command on an existing incident, and the aggregate method that carries it out (given the app, to
@@ -924,6 +940,10 @@ class ItilApplication(Application[UUID]):
         if not events or not isinstance(events[0], Incident.Logged):
             raise NotFound(f"there is no incident {incident_id}")
         return events
+
+    def comments(self, incident_id: UUID) -> list[Incident.Commented]:
+        """An incident's comments, oldest first: read from its events, as the aggregate keeps only their count."""
+        return [e for e in self.history(incident_id) if isinstance(e, Incident.Commented)]
 
 
 # -- accounts -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from domain.calendar import CalendarSpec, always, business_hours
 from domain.contract import ESCALATION_TARGETS, METRICS, Escalation, Terms
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
-from domain.incident import CHANNELS, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
+from domain.incident import CHANNELS, COMMENT_MAX_LENGTH, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
 from itil import application as cmd
 from itil.application import ConcurrencyConflict, ItilApplication
 from itil.batching import GroupCommitter
@@ -236,6 +236,26 @@ class EscalateHierarchicallyBody(_Command):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
 
 
+class CommentBody(_Command):
+    text = fields.String(required=True, validate=validate.Length(min=1, max=COMMENT_MAX_LENGTH))
+    author = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=200), metadata={"description": "default: the actor"}
+    )
+    customer_visible = fields.Boolean(
+        required=True, truthy={True}, falsy={False},
+        metadata={"description": "true: a comment the customer reads; false: an internal work note"},
+    )  # fmt: skip
+
+
+def _comment(incident_id: UUID, number: int, comment: Any) -> dict[str, Any]:
+    """One comment as the API shows it; `number` counts the incident's comments from 1."""
+    return {
+        "incident_id": str(incident_id), "number": number, "version": comment.originator_version,
+        "author": comment.author, "text": comment.text, "customer_visible": comment.customer_visible,
+        "at": comment.at, "actor": comment.actor,
+    }  # fmt: skip
+
+
 class AttachToBody(_Command):
     parent_id = fields.UUID(required=True, metadata={"description": "the parent incident of the outage"})
 
@@ -433,6 +453,8 @@ ROUTES = (
     Route("GET", "/api/health", "health", "public", "none"),
     Route("POST", "/api/incidents", "log_incident", "incident.log", "body"),
     Route("GET", "/api/incidents/{incident_id}", "get_incident", "incident.read", "incident"),
+    Route("POST", "/api/incidents/{incident_id}/comments", "comment_incident", "incident.comment", "incident"),
+    Route("GET", "/api/incidents/{incident_id}/comments", "incident_comments", "incident.read", "incident"),
     Route("POST", "/api/incidents/{incident_id}/{command}", "incident_command", "incident.update", "incident"),
     Route("GET", "/api/accounts/{account}/incidents", "account_incidents", "account.read", "path"),
     Route("GET", "/api/accounts/{account}/incidents/{incident_id}", "account_incident", "account.read", "path"),
@@ -599,6 +621,35 @@ class WebApi:
         summary = await self.carry_out(command_class(**data))
         return reply(summary)
 
+    async def comment_incident(self, request: web.Request) -> web.Response:
+        """POST /api/incidents/{id}/comments {"text", "customer_visible", "author" (default: the actor), "at"}."""
+        data = CommentBody().load(await _body(request))
+        actor, at = self._actor_and_at(request, data)
+        incident_id = _uuid(request.match_info["incident_id"])
+        command = cmd.CommentIncident(
+            incident_id=incident_id, text=data["text"], author=data["author"] or actor,
+            customer_visible=data["customer_visible"], actor=actor, at=at,
+        )  # fmt: skip
+        summary = await self.carry_out(command)
+        body = {
+            "incident_id": str(incident_id), "number": summary["comment_count"], "version": summary["version"],
+            "author": command.author.strip(), "text": command.text.strip(),
+            "customer_visible": command.customer_visible, "at": at, "actor": actor,
+        }  # fmt: skip
+        return reply(body, status=201, headers={"Location": f"/api/incidents/{incident_id}/comments"})
+
+    async def incident_comments(self, request: web.Request) -> web.Response:
+        """GET /api/incidents/{id}/comments[?customer_visible=true|false]: the comments, oldest first."""
+        incident_id = _uuid(request.match_info["incident_id"])
+        wanted = request.query.get("customer_visible")
+        if wanted not in (None, "true", "false"):
+            raise InvalidCommand(f"customer_visible must be true or false, not {wanted!r}")
+        comments = await asyncio.to_thread(self.app.comments, incident_id)
+        listed = [_comment(incident_id, n, c) for n, c in enumerate(comments, start=1)]
+        if wanted is not None:
+            listed = [c for c in listed if c["customer_visible"] == (wanted == "true")]
+        return reply({"incident_id": str(incident_id), "total": len(listed), "comments": listed})
+
     # -- queries --------------------------------------------------------------------
 
     async def get_incident(self, request: web.Request) -> web.Response:
@@ -709,6 +760,8 @@ code{background:#f3f3f3;padding:0 .2rem}</style></head>
 <li><code>POST /api/incidents/{id}/{command}</code>: acknowledge, reprioritise, categorise, assign,
 escalate, escalate-hierarchically, declare-major, attach-to, hold, resume, restore, resolve, reopen,
 close, cancel</li>
+<li><code>POST /api/incidents/{id}/comments</code> (text, customer_visible, author),
+<code>GET /api/incidents/{id}/comments</code></li>
 <li><code>GET /api/incidents/{id}</code>, <code>GET /api/accounts/{account}/incidents</code>,
 <code>GET /api/accounts/{account}/incidents/{id}</code>, <code>GET /api/accounts/{account}</code></li>
 <li>SLA: <code>/api/sla/accounts/{account}/contract|dashboard|statement|at-risk|breaches|what-if</code>,

@@ -10,8 +10,9 @@ alarm.cleared) and the automation platform's `automation.result`:
 - when alarms open incidents on `threshold` CIs or more that depend (depends_on / located_at, directly
   or not) on one upstream CI within `window`, they become ONE parent incident on that CI with the
   others attached as children; later alarms behind it join it while alarms keep coming;
-- a clear restores service on the incident once the last alarm on it cleared (or annotates, per
-  rule); the parent is restored when the last alarm of the whole outage cleared;
+- a clear restores service on the incident once the last alarm on it cleared (or, per rule, annotates
+  the alarm and leaves an internal work note on the incident); the parent is restored when the last
+  alarm of the whole outage cleared;
 - a rule's automation action is requested from the automation platform; its success restores service.
 
 Every step is idempotent: the ids of what the process creates are uuid5s, the alarm refuses sightings
@@ -24,7 +25,6 @@ which alarms are on which incident); `AlarmsProjection` keeps the view of open a
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -39,10 +39,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
-import itil.application as application
 from domain.configuration import DEPENDENCY_RELATIONS, KINDS, OPERATIONAL, ConfigurationItem
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
-from domain.incident import ACKNOWLEDGED, ASSIGNED, NEW, ON_HOLD, Incident
+from domain.incident import ACKNOWLEDGED, ASSIGNED, CANCELLED, CLOSED, NEW, ON_HOLD, Incident
 from domain.monitoring import (
     CLEARED,
     RESTORE,
@@ -58,6 +57,7 @@ from domain.monitoring import (
 from itil.application import (
     CONFLICT_RETRIES,
     AttachIncident,
+    CommentIncident,
     ConcurrencyConflict,
     ItilApplication,
     LogIncident,
@@ -1024,17 +1024,26 @@ class AlarmProcess:
             return
         note = f"{what}; incident {incident_id} left for the team to restore (rule on_clear: annotate)"
         self._change(alarm.account, alarm.dedup_key, actor, at, lambda a: a.annotate(note=note, actor=actor, at=at))
-        comment = getattr(application, "CommentIncident", None)
-        if comment is not None:
-            self._comment(comment, incident_id, note, actor, at)
+        work_note = f"{what}; service not restored automatically: the alarm rule leaves it to the team"
+        if not (redelivered and _commented_since(self.app, incident_id, at, work_note)):
+            self._work_note(incident_id, work_note, actor, at)
 
-    def _comment(self, command_type: type, incident_id: UUID, text: str, actor: str, at: datetime) -> None:
-        names = {f.name for f in dataclasses.fields(command_type)}
-        offered = {"incident_id": incident_id, "text": text, "author": actor, "actor": actor, "at": at}
-        try:
-            self._issue(command_type(**{k: v for k, v in offered.items() if k in names}))
-        except TypeError as error:
-            log.warning("cannot comment on incident %s: %s", incident_id, error)
+    def _work_note(self, incident_id: UUID, text: str, actor: str, at: datetime) -> None:
+        """An internal work note on the incident (none on an incident closed or cancelled meanwhile)."""
+        self._flush()
+        incident = self.app.find(incident_id, Incident)
+        if incident is None or incident.status in (CLOSED, CANCELLED):
+            return
+        self._issue(
+            CommentIncident(
+                incident_id=incident_id,
+                text=text,
+                author=actor,
+                customer_visible=False,
+                actor=actor,
+                at=max(at, incident.last_at),
+            )
+        )
 
     # -- automation -----------------------------------------------------------------------------
 
@@ -1298,6 +1307,10 @@ def _ci_incident_row(account: str, ci: str, incident_id: UUID, t: int) -> tuple[
 
 def _restored_since(app: ItilApplication, incident_id: UUID, at: datetime) -> bool:
     return any(isinstance(e, Incident.ServiceRestored) and e.at >= at for e in app.events.get(incident_id))
+
+
+def _commented_since(app: ItilApplication, incident_id: UUID, at: datetime, text: str) -> bool:
+    return any(isinstance(e, Incident.Commented) and e.at >= at and e.text == text for e in app.events.get(incident_id))
 
 
 # -- intake handlers ----------------------------------------------------------------------------------

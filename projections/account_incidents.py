@@ -94,6 +94,16 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+COMMENT_SHOWN = 200
+"""How much of a comment its timeline summary shows; the details hold all of it."""
+
+
+def _comment(p: dict[str, Any]) -> str:
+    kind = "Comment (customer-visible)" if p["customer_visible"] else "Work note"
+    text = p["text"] if len(p["text"]) <= COMMENT_SHOWN else p["text"][: COMMENT_SHOWN - 1] + "…"
+    return f"{kind} by {p['author']}: {text}"
+
+
 _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "Logged": lambda p: (
         f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
@@ -126,6 +136,7 @@ _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     "ProblemLinked": lambda p: f"Linked to problem {p['problem_id']}",
     "ProblemUnlinked": lambda p: f"Unlinked from problem {p['problem_id']}",
     "WorkaroundNoted": lambda p: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
+    "Commented": _comment,
 }
 
 

@@ -223,7 +223,12 @@ class RequestOpenV1(_ExtranetSchema):
 
 
 class CommentAddV1(_ExtranetSchema):
-    """A customer comments on one of the account's incidents."""
+    """A customer comments on one of the account's incidents.
+
+    It becomes a customer-visible comment on the incident (an `Incident.Commented` event on itil.events),
+    written by `author` and entered by the requester. The incident must be one of the account's and not
+    closed or cancelled; a comment never reopens a resolved incident (resolution.refuse does).
+    """
 
     type = _type("comment.add")
     schema_version = _version(1)

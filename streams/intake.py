@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import json
 import logging
@@ -25,7 +24,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
-import itil.application as application
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident
 from itil.application import (
@@ -33,6 +31,7 @@ from itil.application import (
     AssignIncident,
     CancelIncident,
     CloseIncident,
+    CommentIncident,
     HoldIncident,
     ItilApplication,
     LogIncident,
@@ -291,25 +290,21 @@ def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
 
 
 @handles_intake("comment.add")
-def add_comment(app: ItilApplication, message: IntakeMessage) -> Any:
-    """A customer's comment on an incident, once the application has a CommentIncident command."""
-    command_type = getattr(application, "CommentIncident", None)
-    if command_type is None:
-        raise IntakeRefused(
-            "incident comments arrive with the extranet comment feature; comment.add is not carried out yet"
-        )
+def add_comment(app: ItilApplication, message: IntakeMessage) -> Incident:
+    """A customer comments on one of the account's incidents: a customer-visible comment, entered by the requester."""
     incident = _incident_of_account(app, message)
     data = message.data
-    offered = {
-        "incident_id": incident.id, "text": data["text"], "author": data["author"], "account": incident.account,
-        "actor": data["requester"], "at": message.at,
-    }  # fmt: skip
-    accepted = {f.name for f in dataclasses.fields(command_type)}
-    try:
-        command = command_type(**{k: v for k, v in offered.items() if k in accepted})
-    except TypeError as error:
-        raise IntakeRefused(f"comment.add does not fit the CommentIncident command: {error}") from None
-    return app.handle(command)
+    commented: Incident = app.handle(
+        CommentIncident(
+            incident_id=incident.id,
+            text=data["text"],
+            author=data["author"],
+            customer_visible=True,
+            actor=data["requester"],
+            at=message.at,
+        )
+    )
+    return commented
 
 
 INCIDENT_COMMAND_TYPES: dict[str, type] = {

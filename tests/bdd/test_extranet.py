@@ -149,6 +149,20 @@ def refuses(story: Story, actor: str, time: str, reason: str) -> None:
     )  # fmt: skip
 
 
+@when(
+    parsers.re(
+        rf"{ACTOR}(?: of {ACCOUNT})? comments(?: on that incident)? on the extranet at {TIME}"
+        r' as "(?P<author>[^"]+)": "(?P<text>[^"]+)"'
+    )
+)
+def comments(story: Story, actor: str, account: str | None, time: str, author: str, text: str) -> None:
+    account = account or story.accounts[actor]
+    incident_id = str(story.incident().id)
+    story.publish(
+        "comment.add", account, actor, moment(time), key=incident_id, incident_id=incident_id, author=author, text=text
+    )
+
+
 # -- the hotline and the technicians --------------------------------------------------------------
 
 
@@ -250,6 +264,30 @@ def open_again(story: Story, group: str) -> None:
     incident = story.incident()
     assert (incident.status, incident.assignment_group) == (ASSIGNED, group)
     assert (incident.restored_at, incident.resolved_at, incident.resolution_code) == (None, None, None)
+
+
+@then(parsers.re(r"the incident has (?P<count>\d+) comments?"))
+def comment_count(story: Story, count: str) -> None:
+    assert story.incident().comment_count == int(count)
+    assert len(story.app.comments(story.incident().id)) == int(count)
+
+
+@then(
+    parsers.re(
+        rf'its comment at {TIME} by "(?P<author>[^"]+)", entered by {ACTOR}, is visible to the customer:'
+        r' "(?P<text>[^"]+)"'
+    )
+)
+def customer_comment(story: Story, time: str, author: str, actor: str, text: str) -> None:
+    [comment] = story.app.comments(story.incident().id)
+    assert (comment.at, comment.author, comment.actor) == (moment(time), author, actor)
+    assert (comment.text, comment.customer_visible) == (text, True)
+
+
+@then(parsers.re(r'the incident is still assigned to "(?P<group>[^"]+)"'))
+def still_assigned(story: Story, group: str) -> None:
+    incident = story.incident()
+    assert (incident.status, incident.assignment_group) == (ASSIGNED, group)
 
 
 @then(

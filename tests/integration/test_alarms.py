@@ -25,7 +25,7 @@ import itil.monitoring  # noqa: F401 - registers the alarm rules handler and rou
 from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
 from domain.incident import RESTORED, Incident
 from domain.monitoring import Alarm, AlarmRule, alarm_id, episode_incident_id
-from itil.application import ItilApplication
+from itil.application import AssignIncident, CloseIncident, ItilApplication, ResolveIncident
 from itil.configuration import RegisterCi, RelateCis, ci_id
 from itil.monitoring import SetAlarmRules
 from itil.web import WebApi
@@ -356,6 +356,42 @@ def test_rules_set_the_priority_and_a_rule_may_annotate_instead_of_restoring(eng
     assert engine.incident(alarm.incident_id).status == "new"
     [note] = engine.alarm_of("srv-1", "disk-usage").annotations
     assert "left for the team to restore" in note["note"]
+    [work_note] = engine.app.comments(alarm.incident_id)
+    assert work_note.text == (
+        "alarm disk-usage on srv-1 cleared; service not restored automatically: the alarm rule leaves it to the team"
+    )
+    assert (work_note.customer_visible, work_note.author, work_note.actor, work_note.at) == (
+        False, "centreon", "centreon", at(60),
+    )  # fmt: skip
+    detail = engine.incidents.incident_detail(str(alarm.incident_id), at(60))
+    assert detail is not None and detail["timeline"][-1]["summary"] == f"Work note by centreon: {work_note.text}"
+
+
+def test_an_annotating_clear_redelivered_leaves_one_work_note(engine: Engine) -> None:
+    engine.rules(AlarmRule("disk-*", "warning", impact=3, urgency=2, on_clear="annotate"))
+    alarm = engine.raised("srv-1", "disk-usage", at(0), severity="minor")
+    assert alarm.incident_id is not None
+    engine.app.handle(AssignIncident(alarm.incident_id, group="N2 systems", actor="n2-tech", at=at(120)))
+    engine.cleared("srv-1", "disk-usage", at(60))  # reaches the engine after the technician acted
+    [work_note] = engine.app.comments(alarm.incident_id)
+    assert work_note.at == at(120)
+
+    engine.redeliver_everything()
+
+    assert len(engine.app.comments(alarm.incident_id)) == 1
+
+
+def test_no_work_note_is_left_on_an_incident_closed_before_its_alarm_cleared(engine: Engine) -> None:
+    engine.rules(AlarmRule("disk-*", "warning", impact=3, urgency=2, on_clear="annotate"))
+    alarm = engine.raised("srv-1", "disk-usage", at(0), severity="minor")
+    assert alarm.incident_id is not None
+    engine.app.handle(ResolveIncident(alarm.incident_id, code="fixed", actor="n2-tech", at=at(30)))
+    engine.app.handle(CloseIncident(alarm.incident_id, actor="n2-tech", at=at(40)))
+
+    outcome = engine.cleared("srv-1", "disk-usage", at(60))
+
+    assert outcome.is_active is False
+    assert engine.app.comments(alarm.incident_id) == []
 
 
 # -- flapping -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Accounts, escalations, major incidents, parent/child outages and the reopen period over HTTP.
+"""Accounts, escalations, major incidents, parent/child outages, the reopen period and comments over HTTP.
 
 The web application is the real one (itil/web.py), served in-process by aiohttp's test server
 inside `asyncio.run`, over the real store, account view and SLA side (SQLite and PostgreSQL).
@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from itil import application as cmd
 from itil.application import ItilApplication
+from itil.batching import GroupCommitter
 from itil.web import Caller, Forbidden, WebApi
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
@@ -111,13 +112,26 @@ class Api:
         return await self.ok("GET", f"/api/accounts/{account}/incidents/{incident}")
 
 
-def serve(engine: Engine, scenario: Callable[[Api], Awaitable[None]], policy: Recording | None = None) -> None:
-    """Run `scenario` against the web application built as itil/runtime.py builds it."""
+def serve(
+    engine: Engine,
+    scenario: Callable[[Api], Awaitable[None]],
+    policy: Recording | None = None,
+    group_commit: bool = False,
+) -> None:
+    """Run `scenario` against the web application built as itil/runtime.py builds it (with its group
+    commit when `group_commit`)."""
 
     async def run() -> None:
-        webapp = WebApi(engine.app, engine.view, lambda: engine.now, policy=policy, sla=engine.sla).build()
-        async with TestClient(TestServer(webapp)) as client:
-            await scenario(Api(client, engine))
+        committer = GroupCommitter(engine.app).start() if group_commit else None
+        webapp = WebApi(
+            engine.app, engine.view, lambda: engine.now, policy=policy, sla=engine.sla, committer=committer
+        ).build()
+        try:
+            async with TestClient(TestServer(webapp)) as client:
+                await scenario(Api(client, engine))
+        finally:
+            if committer is not None:
+                committer.stop()
 
     asyncio.run(run())
 
@@ -389,3 +403,120 @@ def test_past_the_reopen_period_a_new_incident_is_logged_related_to_the_first(en
         assert status == 422 and "is on account resto-chain, not bakery-chain" in reply["error"]
 
     serve(engine, scenario)
+
+
+# -- comments -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("group_commit", [False, True], ids=["one by one", "group commit"])
+def test_agents_and_customers_comment_an_incident_and_read_the_comments_in_order(
+    engine: Engine, group_commit: bool
+) -> None:
+    async def scenario(api: Api) -> None:
+        incident = await api.log("tpe-0042")
+        path = f"/api/incidents/{incident}/comments"
+        response = await api.client.post(
+            path,
+            json={
+                "text": " The terminal restarts every ten minutes. ",
+                "author": "J. Martin",
+                "customer_visible": True,
+            },
+            headers={"X-Actor": "hotline-n1"},
+        )
+        assert response.status == 201 and response.headers["Location"] == path
+        first = await response.json()
+        assert first == {
+            "incident_id": incident, "number": 1, "version": 2, "author": "J. Martin",
+            "text": "The terminal restarts every ten minutes.", "customer_visible": True,
+            "at": engine.now.isoformat(), "actor": "hotline-n1",
+        }  # fmt: skip
+        await api.command(incident, "assign", {"group": "field technicians"})
+        engine.now += timedelta(minutes=5)
+        note = await api.ok("POST", path, {"text": "carrier ticket 4411", "customer_visible": False}, 201, "n2-tech")
+        assert (note["number"], note["version"], note["author"], note["actor"]) == (2, 4, "n2-tech", "n2-tech")
+        earlier = (engine.now - timedelta(minutes=1)).isoformat()
+        status, refused = await api.call("POST", path, {"text": "late", "customer_visible": True, "at": earlier})
+        assert status == 422 and "before its last recorded step" in refused["error"]
+
+        listed = await api.ok("GET", path)
+        assert (listed["incident_id"], listed["total"]) == (incident, 2)
+        assert listed["comments"] == [first, note]
+        customer = await api.ok("GET", f"{path}?customer_visible=true")
+        assert [c["number"] for c in customer["comments"]] == [1]
+        internal = await api.ok("GET", f"{path}?customer_visible=false")
+        assert [c["text"] for c in internal["comments"]] == ["carrier ticket 4411"]
+
+        state = await api.ok("GET", f"/api/incidents/{incident}")
+        assert (state["comment_count"], state["last_commented_at"]) == (2, engine.now.isoformat())
+        detail = await api.detail(incident)
+        assert [e["summary"] for e in detail["timeline"] if e["event_type"] == "Incident.Commented"] == [
+            "Comment (customer-visible) by J. Martin: The terminal restarts every ten minutes.",
+            "Work note by n2-tech: carrier ticket 4411",
+        ]
+
+    serve(engine, scenario, group_commit=group_commit)
+
+
+def test_comment_requests_are_checked_like_the_other_incident_commands(engine: Engine) -> None:
+    async def scenario(api: Api) -> None:
+        incident = await api.log("tpe-0042")
+        path = f"/api/incidents/{incident}/comments"
+        before = engine.app.recorder.max_notification_id()
+
+        status, body = await api.call("POST", path, {"customer_visible": True})
+        assert (status, body["error"], set(body["fields"])) == (422, "the request is not valid", {"text"})
+        status, body = await api.call("POST", path, {"text": "hello"})
+        assert status == 422 and set(body["fields"]) == {"customer_visible"}
+        status, body = await api.call("POST", path, {"text": "hello", "customer_visible": "yes"})
+        assert status == 422 and set(body["fields"]) == {"customer_visible"}
+        status, body = await api.call("POST", path, {"text": "x" * 20_001, "customer_visible": True})
+        assert status == 422 and set(body["fields"]) == {"text"}
+        status, body = await api.call("POST", path, {"text": "   ", "customer_visible": True})
+        assert (status, body["error"]) == (422, "the comment's text is required")
+        future = (engine.now + timedelta(hours=1)).isoformat()
+        status, body = await api.call("POST", path, {"text": "hello", "customer_visible": True, "at": future})
+        assert status == 422 and "is in the future" in body["error"]
+        response = await api.client.post(path, json={"text": "hello", "customer_visible": True})
+        assert response.status == 422 and "who is acting?" in (await response.json())["error"]
+        response = await api.client.post(path, data=b"{not json", headers={"X-Actor": "hotline-n1"})
+        assert response.status == 400 and "not valid JSON" in (await response.json())["error"]
+        status, body = await api.call("GET", f"{path}?customer_visible=maybe")
+        assert (status, body["error"]) == (422, "customer_visible must be true or false, not 'maybe'")
+
+        unknown = str(uuid4())
+        for method in ("GET", "POST"):
+            status, body = await api.call(
+                method, f"/api/incidents/{unknown}/comments", {"text": "x", "customer_visible": True}
+            )
+            assert (status, body["error"]) == (404, f"there is no incident {unknown}")
+        status, body = await api.call("GET", "/api/incidents/not-an-id/comments")
+        assert status == 404 and "not an incident id" in body["error"]
+        assert engine.app.recorder.max_notification_id() == before
+
+        await api.command(incident, "resolve", {"code": "fixed"})
+        await api.command(incident, "close")
+        status, body = await api.call("POST", path, {"text": "It failed again.", "customer_visible": True})
+        assert status == 409
+        assert body["error"] == (
+            f"cannot comment on incident {incident}: it is closed; a closed incident takes no more comments,"
+            " log a new one related to it"
+        )
+        assert (await api.ok("GET", path))["comments"] == []
+
+    serve(engine, scenario)
+
+
+def test_the_access_policy_is_asked_about_commenting_and_reading_comments(engine: Engine) -> None:
+    policy = Recording()
+
+    async def scenario(api: Api) -> None:
+        incident = await api.log("tpe-0042")
+        await api.ok("POST", f"/api/incidents/{incident}/comments", {"text": "hi", "customer_visible": True}, 201)
+        await api.ok("GET", f"/api/incidents/{incident}/comments")
+        assert policy.asked[-2:] == [
+            ("hotline-n1", "incident.comment", ACCOUNT),
+            ("hotline-n1", "incident.read", ACCOUNT),
+        ]
+
+    serve(engine, scenario, policy=policy)

@@ -11,7 +11,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-import itil.application as application
 from itil.application import AssignIncident, ItilApplication, LogIncident, ResolveIncident
 from projections.db import Database
 from streams.contracts import intake_incident_id
@@ -199,18 +198,65 @@ def test_types_without_a_handler_yet_are_dead_lettered(
     assert outcome.dead_letter is not None and outcome.dead_letter.message_id == "centreon-1"
 
 
-def test_comments_wait_for_the_comment_command(app: ItilApplication, processor: IntakeProcessor) -> None:
+def test_an_extranet_comment_is_added_to_the_incident_for_the_customer_to_see(
+    app: ItilApplication, processor: IntakeProcessor
+) -> None:
     opened, _ = open_incident(processor)
+    incident_id = intake_incident_id(opened["message_id"])
     body = message("comment.add", at=T0 + timedelta(minutes=5), **customer(
-        incident_id=str(intake_incident_id(opened["message_id"])), author="J. Martin", text="Still down."))  # fmt: skip
+        incident_id=str(incident_id), author="J. Martin", text="Still down after the restart."))  # fmt: skip
+
+    outcome = send(processor, REQUESTS, body, key=str(incident_id).encode())
+
+    assert (outcome.status, outcome.reason) == (PROCESSED, None)
+    [comment] = app.comments(incident_id)
+    assert (comment.text, comment.author, comment.customer_visible) == (
+        "Still down after the restart.",
+        "J. Martin",
+        True,
+    )
+    assert (comment.actor, comment.at) == ("j.martin@resto-chain.fr", T0 + timedelta(minutes=5))
+    assert app.get_incident(incident_id).comment_count == 1
+    assert send(processor, REQUESTS, body).status == DUPLICATE
+    assert len(app.comments(incident_id)) == 1
+
+
+def test_a_comment_on_another_accounts_incident_is_dead_lettered(
+    app: ItilApplication, processor: IntakeProcessor
+) -> None:
+    incident_id = uuid4()
+    app.handle(LogIncident(id=incident_id, account="other-customer", title="Link down", impact=2, urgency=2,
+                           channel="phone", reporter="alice", actor="alice", at=T0, ci="link-1"))  # fmt: skip
+    body = message("comment.add", at=T0 + timedelta(minutes=5), **customer(
+        incident_id=str(incident_id), author="J. Martin", text="Is this ours?"))  # fmt: skip
+
     outcome = send(processor, REQUESTS, body)
-    if hasattr(application, "CommentIncident"):
-        assert outcome.status == PROCESSED, outcome.reason
-    else:
-        assert outcome.status == DEAD
-        assert outcome.reason == (
-            "incident comments arrive with the extranet comment feature; comment.add is not carried out yet"
-        )
+
+    assert outcome.status == DEAD
+    assert outcome.reason == f"illegal command: there is no incident {incident_id} on account resto-chain"
+    assert outcome.dead_letter is not None and outcome.dead_letter.message_type == "comment.add"
+    assert processor.processed(body["message_id"]) is None
+    assert app.comments(incident_id) == []
+
+
+def test_a_comment_on_a_closed_incident_is_dead_lettered_with_the_rule(
+    app: ItilApplication, processor: IntakeProcessor
+) -> None:
+    opened, _ = open_incident(processor)
+    incident_id = intake_incident_id(opened["message_id"])
+    app.handle(ResolveIncident(incident_id=incident_id, code="fixed", actor="tech-07", at=T0 + timedelta(hours=1)))
+    confirm = message("resolution.confirm", at=T0 + timedelta(hours=2), **customer(incident_id=str(incident_id)))
+    assert send(processor, REQUESTS, confirm).status == PROCESSED
+    body = message("comment.add", at=T0 + timedelta(hours=3), **customer(
+        incident_id=str(incident_id), author="J. Martin", text="It failed again."))  # fmt: skip
+
+    outcome = send(processor, REQUESTS, body)
+
+    assert outcome.status == DEAD
+    assert outcome.reason == (
+        f"illegal command: cannot comment on incident {incident_id}: it is closed; a closed incident takes no more"
+        " comments, log a new one related to it"
+    )
 
 
 def test_another_system_commands_an_incident_as_the_message_source(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from itil.application import (
     CancelIncident,
     CategoriseIncident,
     CloseIncident,
+    CommentIncident,
     DeclareMajorIncident,
     EscalateIncidentFunctionally,
     EscalateIncidentHierarchically,
@@ -161,8 +163,13 @@ def test_a_new_application_on_the_same_store_sees_the_stored_incident(db_path: P
             "before its last recorded step",
         ),
         (ReopenIncident(INCIDENT_ID, reason="down", actor="n2-tech", at=at(5)), IllegalTransition, "reopen"),
+        (
+            CommentIncident(INCIDENT_ID, text=" ", author="n2-tech", customer_visible=False, actor="n2-tech", at=at(5)),
+            InvalidCommand,
+            "the comment's text is required",
+        ),
     ],
-    ids=["close", "resume", "acknowledge", "resolve", "hold", "assign-earlier", "reopen"],
+    ids=["close", "resume", "acknowledge", "resolve", "hold", "assign-earlier", "reopen", "comment-empty"],
 )
 def test_a_refused_command_leaves_the_stored_events_unchanged(
     app: ItilApplication, command: IncidentCommand, error: type[DomainError], message: str
@@ -595,3 +602,76 @@ def test_the_new_incident_commands_are_stored(app: ItilApplication) -> None:
         "ProblemLinked",
         "WorkaroundNoted",
     ]
+
+
+# -- comments -------------------------------------------------------------------------------------
+
+
+def comment(minutes: int, text: str, customer_visible: bool = True, author: str = "J. Martin") -> CommentIncident:
+    return CommentIncident(
+        INCIDENT_ID, text=text, author=author, customer_visible=customer_visible, actor="extranet", at=at(minutes)
+    )
+
+
+def test_comments_are_stored_and_read_back_oldest_first(app: ItilApplication) -> None:
+    app.handle(log_incident())
+    app.handle(comment(1, "The terminal restarts every ten minutes."))
+    app.handle(AssignIncident(INCIDENT_ID, group="field technicians", actor="hotline-n1", at=at(2)))
+    incident = app.handle(comment(3, "carrier ticket 4411", customer_visible=False, author="n2-tech"))
+
+    assert (incident.comment_count, incident.last_commented_at) == (2, at(3))
+    comments = app.comments(INCIDENT_ID)
+    assert [(c.text, c.author, c.customer_visible, c.at) for c in comments] == [
+        ("The terminal restarts every ten minutes.", "J. Martin", True, at(1)),
+        ("carrier ticket 4411", "n2-tech", False, at(3)),
+    ]
+    assert [c.originator_version for c in comments] == [2, 4]
+    with pytest.raises(NotFound, match=str(UNKNOWN_ID)):
+        app.comments(UNKNOWN_ID)
+
+
+def test_a_comment_is_a_command_group_commit_can_prepare(app: ItilApplication) -> None:
+    app.handle(log_incident())
+    command = comment(1, "Still down.")
+
+    assert app.can_prepare(command) and app.read_by(command) == (INCIDENT_ID,)
+    prepared = app.prepare(command, {})
+    app.save(prepared)
+
+    assert [c.text for c in app.comments(INCIDENT_ID)] == ["Still down."]
+
+
+def test_commenting_a_closed_incident_stores_nothing(app: ItilApplication) -> None:
+    app.handle(log_incident())
+    app.handle(ResolveIncident(INCIDENT_ID, code="fixed", actor="n2-tech", at=at(10)))
+    app.handle(CloseIncident(INCIDENT_ID, actor="hotline-n1", at=at(20)))
+    before = stored(app)
+
+    with pytest.raises(IllegalTransition, match="it is closed; a closed incident takes no more comments"):
+        app.handle(comment(30, "It failed again."))
+
+    assert stored(app) == before
+
+
+def test_a_snapshot_of_a_commented_incident_holds_the_count_and_loads_the_same(db_path: Path) -> None:
+    first = ItilApplication(env=store_env_at(db_path))
+    first.handle(log_incident())
+    for minutes in (1, 2, 3):
+        first.handle(comment(minutes, f"customer update {minutes}"))
+    first.take_snapshot(INCIDENT_ID)
+    assert first.snapshots is not None
+    [stored_snapshot] = first.snapshots.recorder.select_events(INCIDENT_ID)
+    state = json.loads(stored_snapshot.state)["state"]
+    assert state["comment_count"] == 3 and "customer update" not in stored_snapshot.state.decode()
+    expected = first.get_incident(INCIDENT_ID).summary()
+    first.close()
+
+    second = ItilApplication(env=store_env_at(db_path))
+    try:
+        [snapshot] = second.snapshots.get(INCIDENT_ID) if second.snapshots is not None else []
+        from_snapshot = snapshot.mutate(None)
+        assert isinstance(from_snapshot, Incident) and from_snapshot.summary() == expected
+        later = second.handle(comment(4, "customer update 4"))
+        assert (later.comment_count, later.last_commented_at) == (4, at(4))
+    finally:
+        second.close()

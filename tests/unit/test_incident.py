@@ -16,6 +16,7 @@ from domain.incident import (
     ASSIGNMENT_GROUPS,
     CANCELLED,
     CLOSED,
+    COMMENT_MAX_LENGTH,
     HOLD_REASONS,
     NEW,
     ON_HOLD,
@@ -1470,6 +1471,135 @@ def test_a_problem_id_must_be_an_id() -> None:
     )
 
 
+# -- comments -----------------------------------------------------------------------------------
+
+
+def comment(incident: Incident, minutes: int, text: Any = "Still no line at 10:00.", **overrides: Any) -> None:
+    fields: dict[str, Any] = {
+        "text": text, "author": "J. Martin", "customer_visible": True, "actor": "j.martin@resto-chain.fr",
+        "at": at(minutes),
+    }  # fmt: skip
+    fields.update(overrides)
+    incident.comment(**fields)
+
+
+def test_a_comment_is_recorded_with_its_author_visibility_and_instant() -> None:
+    incident = assigned()
+
+    comment(incident, 10, text="  The terminal restarts every ten minutes.  ")
+
+    last = incident.collect_events()[-1]
+    assert isinstance(last, Incident.Commented)
+    assert (last.text, last.author, last.customer_visible) == (
+        "The terminal restarts every ten minutes.",
+        "J. Martin",
+        True,
+    )
+    assert (last.actor, last.at) == ("j.martin@resto-chain.fr", at(10))
+    assert (incident.comment_count, incident.last_commented_at, incident.last_at) == (1, at(10), at(10))
+
+
+def test_a_work_note_is_a_comment_the_customer_does_not_see() -> None:
+    incident = assigned()
+
+    comment(
+        incident, 10, text="carrier ticket 4411 opened", author=TECHNICIAN, customer_visible=False, actor=TECHNICIAN
+    )
+
+    [note] = [e for e in incident.collect_events() if isinstance(e, Incident.Commented)]
+    assert (note.customer_visible, note.author) == (False, TECHNICIAN)
+
+
+def test_the_incident_keeps_the_count_of_its_comments_not_their_texts() -> None:
+    incident = assigned()
+
+    for minutes in (10, 20, 30):
+        comment(incident, minutes, text=f"update number {minutes}")
+
+    summary = incident.summary()
+    assert (summary["comment_count"], summary["last_commented_at"]) == (3, at(30))
+    incident.collect_events()  # the events hold the texts; the state left once they are saved does not
+    assert "update number" not in repr(vars(incident))
+
+
+@pytest.mark.parametrize("status", [NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD, RESTORED, RESOLVED])
+def test_an_open_or_resolved_incident_takes_comments_and_keeps_its_status(status: str) -> None:
+    incident = BUILDERS[status]()
+    before = incident.summary()
+
+    comment(incident, 60)
+
+    after = incident.summary()
+    assert after["status"] == status and after["comment_count"] == 1
+    unchanged = {k: v for k, v in before.items() if k not in ("version", "comment_count", "last_commented_at")}
+    assert {k: after[k] for k in unchanged} == unchanged
+
+
+def test_a_comment_on_a_resolved_incident_does_not_reopen_it() -> None:
+    incident = resolved()
+
+    comment(incident, 60, text="Works again, thank you.")
+
+    assert (incident.status, incident.resolved_at, incident.resolution_code) == (RESOLVED, at(5), "fixed")
+
+
+def test_commenting_a_closed_incident_is_refused_and_says_to_log_a_related_one() -> None:
+    incident = closed()
+
+    assert_refused(
+        incident,
+        IllegalTransition,
+        lambda: comment(incident, 60),
+        match=f"cannot comment on incident {INCIDENT_ID}: it is closed; a closed incident takes no more comments,"
+        " log a new one related to it",
+    )
+
+
+def test_commenting_a_cancelled_incident_is_refused() -> None:
+    incident = cancelled()
+
+    assert_refused(
+        incident, IllegalTransition, lambda: comment(incident, 60), match="it is cancelled; a cancelled incident takes"
+    )
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_a_comment_without_text_is_refused(text: object) -> None:
+    incident = assigned()
+
+    assert_refused(incident, InvalidCommand, lambda: comment(incident, 60, text=text), "the comment's text is required")
+
+
+def test_a_comment_up_to_the_longest_allowed_is_accepted_and_a_longer_one_refused() -> None:
+    incident = assigned()
+
+    comment(incident, 60, text="x" * COMMENT_MAX_LENGTH)
+    assert_refused(
+        incident,
+        InvalidCommand,
+        lambda: comment(incident, 61, text="x" * (COMMENT_MAX_LENGTH + 1)),
+        match="a comment is at most 20,000 characters long; this one has 20,001",
+    )
+    assert incident.comment_count == 1
+
+
+def test_a_comment_without_author_is_refused() -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident, InvalidCommand, lambda: comment(incident, 60, author=" "), "the comment's author is required"
+    )
+
+
+@pytest.mark.parametrize("visible", [None, "yes", 1])
+def test_a_comment_must_say_plainly_whether_the_customer_sees_it(visible: object) -> None:
+    incident = assigned()
+
+    assert_refused(
+        incident, InvalidCommand, lambda: comment(incident, 60, customer_visible=visible), "visible to the customer"
+    )
+
+
 # -- new commands: instants, summary, replay, stored events -------------------------------------
 
 NEW_COMMANDS: dict[str, Callable[[Incident, datetime], None]] = {
@@ -1480,6 +1610,7 @@ NEW_COMMANDS: dict[str, Callable[[Incident, datetime], None]] = {
     "attach child": lambda i, t: i.attach_child(child_id=UUID(int=5), actor=HOTLINE, at=t),
     "attach to parent": lambda i, t: i.attach_to_parent(parent_id=UUID(int=5), actor=HOTLINE, at=t),
     "link problem": lambda i, t: i.link_problem(problem_id=PROBLEM, actor=HOTLINE, at=t),
+    "comment": lambda i, t: i.comment(text="called back", author=HOTLINE, customer_visible=True, actor=HOTLINE, at=t),
 }
 
 
@@ -1514,6 +1645,7 @@ def test_replaying_the_new_events_rebuilds_the_same_incident() -> None:
     incident.attach_child(child_id=UUID(int=1), actor=HOTLINE, at=at(6))
     incident.link_problem(problem_id=PROBLEM, actor="pm", at=at(7))
     incident.note_workaround(problem_id=PROBLEM, workaround="backup link", actor="pm", at=at(8))
+    incident.comment(text="carrier ticket 4411", author=HOTLINE, customer_visible=False, actor=HOTLINE, at=at(9))
 
     replayed: Incident | None = None
     for domain_event in incident.collect_events():

@@ -52,6 +52,8 @@ COMMANDS = {
     "unlink_problem_a": lambda i, at: i.unlink_problem(problem_id=PROBLEM_A, actor="a", at=at),
     "workaround_a": lambda i, at: i.note_workaround(problem_id=PROBLEM_A, workaround="reboot", actor="a", at=at),
     "workaround_b": lambda i, at: i.note_workaround(problem_id=PROBLEM_B, workaround="4G", actor="a", at=at),
+    "comment": lambda i, at: i.comment(text="still down", author="customer", customer_visible=True, actor="c", at=at),
+    "work_note": lambda i, at: i.comment(text="ticket 44", author="a", customer_visible=False, actor="a", at=at),
 }
 
 
