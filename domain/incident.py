@@ -522,8 +522,14 @@ class Incident(Aggregate):
         once it is closed or cancelled: a closed incident cannot be reopened, so a new incident related
         to it is where anything new goes. The aggregate keeps only how many comments there are and
         when the last one came; their texts stay in the events.
+
+        A comment keeps the instant it was written even when a step was recorded since (a customer
+        writes at 10:00:00, the engineer acknowledges at 10:00:01, the extranet's message comes at
+        10:00:02): it changes no status, so nothing is timed from it, and it does not move the
+        incident's last recorded step, before which the other commands are refused.
         """
-        self._check("comment on", actor, at)
+        _required("actor", actor)
+        _aware(at)
         self._refuse_unless("comment on", (*OPEN_STATUSES, RESOLVED))
         text = _required("the comment's text", text)
         if len(text) > COMMENT_MAX_LENGTH:
@@ -732,9 +738,9 @@ class Incident(Aggregate):
 
     @event(Commented)
     def _commented(self, author: str, text: str, customer_visible: bool, actor: str, at: datetime) -> None:
-        self._stamp(at)
         self.comment_count += 1
-        self.last_commented_at = at
+        if self.last_commented_at is None or at > self.last_commented_at:
+            self.last_commented_at = at
 
     def summary(self) -> dict[str, Any]:
         """The incident's current state as plain values."""

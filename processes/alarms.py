@@ -1041,7 +1041,7 @@ class AlarmProcess:
                 author=actor,
                 customer_visible=False,
                 actor=actor,
-                at=max(at, incident.last_at),
+                at=at,
             )
         )
 

@@ -1496,7 +1496,7 @@ def test_a_comment_is_recorded_with_its_author_visibility_and_instant() -> None:
         True,
     )
     assert (last.actor, last.at) == ("j.martin@resto-chain.fr", at(10))
-    assert (incident.comment_count, incident.last_commented_at, incident.last_at) == (1, at(10), at(10))
+    assert (incident.comment_count, incident.last_commented_at, incident.last_at) == (1, at(10), at(2))
 
 
 def test_a_work_note_is_a_comment_the_customer_does_not_see() -> None:
@@ -1541,6 +1541,25 @@ def test_a_comment_on_a_resolved_incident_does_not_reopen_it() -> None:
     comment(incident, 60, text="Works again, thank you.")
 
     assert (incident.status, incident.resolved_at, incident.resolution_code) == (RESOLVED, at(5), "fixed")
+
+
+def test_a_comment_written_before_the_last_step_keeps_its_instant_and_moves_no_step() -> None:
+    """The customer writes at 10:00, the engineer acknowledges at 10:05, the extranet's message comes after."""
+    incident = assigned()
+    incident.resolve(code="fixed", actor=HOTLINE, at=at(20))
+
+    comment(incident, 15)
+    comment(incident, 12)
+
+    assert [e.at for e in incident.collect_events() if isinstance(e, Incident.Commented)] == [at(15), at(12)]
+    assert (incident.comment_count, incident.last_commented_at, incident.last_at) == (2, at(15), at(20))
+    with pytest.raises(InvalidCommand, match="before its last recorded step"):
+        incident.close(actor=HOTLINE, at=at(18))  # the steps themselves still go forward only
+
+
+def test_a_comment_without_a_time_zone_is_refused() -> None:
+    incident = assigned()
+    assert_refused(incident, InvalidCommand, lambda: comment(incident, 60, at=datetime(2025, 3, 3, 12, 0)), "time zone")
 
 
 def test_commenting_a_closed_incident_is_refused_and_says_to_log_a_related_one() -> None:
@@ -1610,8 +1629,8 @@ NEW_COMMANDS: dict[str, Callable[[Incident, datetime], None]] = {
     "attach child": lambda i, t: i.attach_child(child_id=UUID(int=5), actor=HOTLINE, at=t),
     "attach to parent": lambda i, t: i.attach_to_parent(parent_id=UUID(int=5), actor=HOTLINE, at=t),
     "link problem": lambda i, t: i.link_problem(problem_id=PROBLEM, actor=HOTLINE, at=t),
-    "comment": lambda i, t: i.comment(text="called back", author=HOTLINE, customer_visible=True, actor=HOTLINE, at=t),
 }
+"""Commands that change the incident (a comment changes nothing and keeps its own instant: see its test)."""
 
 
 @pytest.mark.parametrize("command", NEW_COMMANDS)
