@@ -435,24 +435,26 @@ def test_agents_and_customers_comment_an_incident_and_read_the_comments_in_order
         engine.now += timedelta(minutes=5)
         note = await api.ok("POST", path, {"text": "carrier ticket 4411", "customer_visible": False}, 201, "n2-tech")
         assert (note["number"], note["version"], note["author"], note["actor"]) == (2, 4, "n2-tech", "n2-tech")
-        earlier = (engine.now - timedelta(minutes=1)).isoformat()
-        status, refused = await api.call("POST", path, {"text": "late", "customer_visible": True, "at": earlier})
-        assert status == 422 and "before its last recorded step" in refused["error"]
+        earlier = (engine.now - timedelta(minutes=1)).isoformat()  # written before the note, recorded after it
+        late = await api.ok("POST", path, {"text": "late", "author": "J. Martin", "customer_visible": True,
+                                           "at": earlier}, 201)  # fmt: skip
+        assert (late["number"], late["at"]) == (3, earlier)
 
         listed = await api.ok("GET", path)
-        assert (listed["incident_id"], listed["total"]) == (incident, 2)
-        assert listed["comments"] == [first, note]
+        assert (listed["incident_id"], listed["total"]) == (incident, 3)
+        assert listed["comments"] == [first, note, late]
         customer = await api.ok("GET", f"{path}?customer_visible=true")
-        assert [c["number"] for c in customer["comments"]] == [1]
+        assert [c["number"] for c in customer["comments"]] == [1, 3]
         internal = await api.ok("GET", f"{path}?customer_visible=false")
         assert [c["text"] for c in internal["comments"]] == ["carrier ticket 4411"]
 
         state = await api.ok("GET", f"/api/incidents/{incident}")
-        assert (state["comment_count"], state["last_commented_at"]) == (2, engine.now.isoformat())
+        assert (state["comment_count"], state["last_commented_at"]) == (3, engine.now.isoformat())
         detail = await api.detail(incident)
         assert [e["summary"] for e in detail["timeline"] if e["event_type"] == "Incident.Commented"] == [
             "Comment (customer-visible) by J. Martin: The terminal restarts every ten minutes.",
             "Work note by n2-tech: carrier ticket 4411",
+            "Comment (customer-visible) by J. Martin: late",
         ]
 
     serve(engine, scenario, group_commit=group_commit)
