@@ -49,6 +49,7 @@ from domain.monitoring import (
     AlarmRule,
     MonitoringPolicy,
     alarm_id,
+    at_least,
     automation_request_id,
     episode_incident_id,
     policy_id,
@@ -61,6 +62,7 @@ from itil.application import (
     ConcurrencyConflict,
     ItilApplication,
     LogIncident,
+    ReprioritiseIncident,
     RestoreService,
 )
 from itil.configuration import ChangeCiState, RegisterCi, RelateCis, RetireCi, ci_id
@@ -361,6 +363,7 @@ class Counters:
     outages: int = 0
     attached: int = 0
     restored: int = 0
+    reprioritised: int = 0
     automations: int = 0
     refused: list[str] = field(default_factory=list)
 
@@ -453,8 +456,10 @@ class AlarmProcess:
         account, key = d["account"].strip(), d["dedup_key"].strip()
         with self._lock:
             opened: list[UUID | None] = []
+            was: list[str | None] = [None]
 
             def sight(alarm: Alarm) -> str:
+                was[0] = alarm.severity if alarm.is_active else None
                 if alarm.is_active:
                     rule = None  # a repeat: the episode's hold was decided when it started
                 else:
@@ -476,7 +481,11 @@ class AlarmProcess:
             if outcome == "raised":
                 if opened == [None]:
                     self._automate(alarm, message.source)
-            elif outcome != "repeated":
+            elif outcome == "repeated":
+                assert alarm.severity is not None
+                if was[0] is not None and alarm.severity != was[0] and at_least(alarm.severity, was[0]):
+                    self._worsened(alarm, message.source, message.at)
+            else:
                 self._settle(alarm, message.source)
             return alarm
 
@@ -1153,6 +1162,28 @@ class AlarmProcess:
             return
         self._issue(RestoreService(incident_id=incident_id, actor=actor, at=max(at, incident.last_at), note=note))
         self.counters.restored += 1
+
+    def _worsened(self, alarm: Alarm, actor: str, at: datetime) -> None:
+        """The alarm got worse: its incident's impact and urgency rise to what the account's rule for the
+        new severity gives (never lowered: a calmer alarm, or a person's reprioritisation, is left be).
+
+        Only an incident the alarm opened on its own CI and not restored yet; an outage's incidents
+        keep the priority of the outage, a held alarm's incident opens with the severity of its time.
+        """
+        if alarm.incident_id is None or alarm.check is None or alarm.severity is None:
+            return
+        rule = self.policies.rule(alarm.account, alarm.check, alarm.severity)
+        self._flush()
+        incident = self.app.find(alarm.incident_id, Incident)
+        if incident is None or incident.status not in NOT_RESTORED or self._in_outage(incident.id):
+            return
+        impact, urgency = min(incident.impact, rule.impact), min(incident.urgency, rule.urgency)
+        if (impact, urgency) == (incident.impact, incident.urgency):
+            return
+        self._issue(ReprioritiseIncident(
+            incident_id=incident.id, impact=impact, urgency=urgency, actor=actor, at=max(at, incident.last_at),
+        ))  # fmt: skip
+        self.counters.reprioritised += 1
 
     def _at_or_later(self, make: Callable[[datetime], Any], at: datetime, *incidents: UUID) -> Any:
         """Carry out the command at `at`, or at the incidents' last step when people already acted later."""

@@ -25,7 +25,14 @@ import itil.monitoring  # noqa: F401 - registers the alarm rules handler and rou
 from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
 from domain.incident import RESTORED, Incident
 from domain.monitoring import Alarm, AlarmRule, alarm_id, episode_incident_id
-from itil.application import AssignIncident, CloseIncident, ItilApplication, ResolveIncident
+from itil.application import (
+    AssignIncident,
+    CloseIncident,
+    ItilApplication,
+    ReprioritiseIncident,
+    ResolveIncident,
+    RestoreService,
+)
 from itil.configuration import RegisterCi, RelateCis, ci_id
 from itil.monitoring import SetAlarmRules
 from itil.web import WebApi
@@ -407,6 +414,45 @@ def test_a_flapping_alarm_cleared_within_its_hold_opens_nothing(engine: Engine) 
     assert engine.monitoring_incidents() == []
     last = list(engine.app.events.get(cleared.id))[-1]
     assert isinstance(last, Alarm.Cleared) and last.incident_id is None
+
+
+def reprioritisations(engine: Engine, incident_id: UUID | None) -> list[tuple[int, int]]:
+    assert incident_id is not None
+    return [(e.impact, e.urgency) for e in engine.app.events.get(incident_id) if isinstance(e, Incident.Reprioritised)]
+
+
+def test_an_alarm_that_gets_worse_raises_its_incident_priority_and_a_calmer_one_never_lowers_it(
+    engine: Engine,
+) -> None:
+    engine.rules(AlarmRule("ping", "critical", impact=1, urgency=1), AlarmRule("ping", "warning", impact=3, urgency=2))
+    alarm = engine.raised("resto-001", "ping", at(0), severity="minor")
+    assert (engine.incident(alarm.incident_id).impact, engine.incident(alarm.incident_id).urgency) == (3, 2)
+
+    engine.alarm("updated", "resto-001", "ping", at(60), severity="major")  # the same rule: nothing to change
+    engine.alarm("updated", "resto-001", "ping", at(120), severity="critical")
+    worse = engine.incident(alarm.incident_id)
+    assert (worse.impact, worse.urgency, worse.priority) == (1, 1, 1)
+    engine.alarm("updated", "resto-001", "ping", at(180), severity="minor")
+    engine.redeliver_everything()
+
+    assert reprioritisations(engine, alarm.incident_id) == [(1, 1)]
+    assert engine.incident(alarm.incident_id).priority == 1
+
+
+def test_a_worse_alarm_leaves_a_restored_incident_and_a_higher_priority_set_by_people_as_they_are(
+    engine: Engine,
+) -> None:
+    engine.rules(AlarmRule("ping", "critical", impact=2, urgency=1), AlarmRule("ping", "warning", impact=3, urgency=3))
+    first = engine.raised("resto-001", "ping", at(0), severity="minor")
+    engine.app.handle(RestoreService(first.incident_id, actor="n2-tech", at=at(30)))
+    second = engine.raised("resto-002", "ping", at(0), severity="minor")
+    engine.app.handle(ReprioritiseIncident(second.incident_id, impact=1, urgency=3, actor="roc-anne", at=at(30)))
+
+    engine.alarm("updated", "resto-001", "ping", at(60), severity="critical")
+    engine.alarm("updated", "resto-002", "ping", at(60), severity="critical")
+
+    assert reprioritisations(engine, first.incident_id) == []
+    assert reprioritisations(engine, second.incident_id) == [(1, 3), (1, 1)]  # impact kept, urgency raised
 
 
 def test_a_rule_changed_applies_to_the_very_next_alarm(engine: Engine) -> None:
