@@ -10,6 +10,8 @@ alarm.cleared) and the automation platform's `automation.result`:
 - when alarms open incidents on `threshold` CIs or more that depend (depends_on / located_at, directly
   or not) on one upstream CI within `window`, they become ONE parent incident on that CI with the
   others attached as children; later alarms behind it join it while alarms keep coming;
+- an alarm that gets worse (alarm.updated with a higher severity) raises its incident's impact and
+  urgency to what the account's rule for the new severity gives, never lowering them;
 - a clear restores service on the incident once the last alarm on it cleared (or, per rule, annotates
   the alarm and leaves an internal work note on the incident); the parent is restored when the last
   alarm of the whole outage cleared;
