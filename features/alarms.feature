@@ -46,3 +46,12 @@ Feature: Supervision alarms become the incidents the team needs, not thousands o
     Then the automation platform is asked to run "restart-tpe-gateway" on "gw-aubagne" for the incident of that alarm
     When the automation platform reports at 09:02 that "restart-tpe-gateway" succeeded: "gateway restarted"
     Then the incident of the alarm "tpe-gateway" on "gw-aubagne" is restored at 09:02
+
+  Scenario: An alarm that gets worse raises the priority of its incident
+    Given "resto-chain" opens incidents for alarms of the check "ping" at impact 3 and urgency 3, and for critical ones at impact 1 and urgency 1
+    When "centreon" raises the alarm "ping" on "router-42" at 09:00, severity minor
+    Then the incident of the alarm "ping" on "router-42" has priority P4
+    When "centreon" updates the alarm "ping" on "router-42" at 09:05, severity critical
+    Then the incident of the alarm "ping" on "router-42" has priority P1
+    When "centreon" updates the alarm "ping" on "router-42" at 09:10, severity minor
+    Then the incident of the alarm "ping" on "router-42" has priority P1

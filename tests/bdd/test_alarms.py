@@ -84,6 +84,19 @@ def automation_rule(story: Story, action: str, check: str) -> None:
     story.engine.rules(AlarmRule(check, impact=2, urgency=1, automation=action))
 
 
+@given(parsers.re(rf'"resto-chain" opens incidents for alarms of the check {CHECK} at impact (?P<impact>\d) and urgency'
+                  r" (?P<urgency>\d), and for critical ones at impact (?P<critical_impact>\d) and urgency"
+                  r" (?P<critical_urgency>\d)"),
+       converters={"impact": int, "urgency": int, "critical_impact": int, "critical_urgency": int})  # fmt: skip
+def severity_rules(
+    story: Story, check: str, impact: int, urgency: int, critical_impact: int, critical_urgency: int
+) -> None:
+    story.engine.rules(
+        AlarmRule(check, "critical", impact=critical_impact, urgency=critical_urgency),
+        AlarmRule(check, "warning", impact=impact, urgency=urgency),
+    )
+
+
 # -- alarms -----------------------------------------------------------------------------------------
 
 
@@ -111,6 +124,14 @@ def raise_alarm(story: Story, actor: str, check: str, ci: str, times: str) -> No
     for text in re.split(r", | and ", times):
         story.engine.now = moment(text)
         story.engine.alarm("raised", ci, check, moment(text), source=actor)
+    story.last = (ci, check)
+
+
+@when(parsers.re(rf"{ACTOR} (?P<verb>raises|updates) the alarm {CHECK} on {CI} at {TIME}, severity (?P<severity>\w+)"))
+def alarm_with_severity(story: Story, actor: str, verb: str, check: str, ci: str, time: str, severity: str) -> None:
+    story.engine.now = moment(time)
+    kind = "raised" if verb == "raises" else "updated"
+    story.engine.alarm(kind, ci, check, moment(time), severity=severity, source=actor)
     story.last = (ci, check)
 
 
@@ -212,6 +233,14 @@ def view_shows(story: Story, check: str, ci: str, status: str, count: int) -> No
 @then('the supervision view of "resto-chain" shows no open alarm')
 def view_empty(story: Story) -> None:
     assert story.engine.view.alarms(ACCOUNT) == []
+
+
+@then(
+    parsers.re(rf"the incident of the alarm {CHECK} on {CI} has priority P(?P<priority>\d)"),
+    converters={"priority": int},
+)
+def incident_priority(story: Story, check: str, ci: str, priority: int) -> None:
+    assert story.alarm_incident(ci, check).priority == priority
 
 
 @then(parsers.re(rf"the incident of the alarm {CHECK} on {CI} is restored at {TIME}"))
