@@ -639,7 +639,7 @@ class WebApi:
         return reply(body, status=201, headers={"Location": f"/api/incidents/{incident_id}/comments"})
 
     async def incident_comments(self, request: web.Request) -> web.Response:
-        """GET /api/incidents/{id}/comments[?customer_visible=true|false]: the comments, oldest first."""
+        """GET /api/incidents/{id}/comments[?customer_visible=true|false]: the comments in the order recorded."""
         incident_id = _uuid(request.match_info["incident_id"])
         wanted = request.query.get("customer_visible")
         if wanted not in (None, "true", "false"):
