@@ -17,7 +17,43 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
-from domain.contract import ServiceContract, SlaTerms, Terms, contract_id
+from domain.commands import (
+    AcknowledgeIncident,
+    AddContractVersion,
+    AssignIncident,
+    AttachIncident,
+    CancelIncident,
+    CancelSlaClocks,
+    CategoriseIncident,
+    CheckSlaClocks,
+    CloseIncident,
+    CommentIncident,
+    DeclareMajorIncident,
+    EscalateIncidentFunctionally,
+    EscalateIncidentHierarchically,
+    HoldIncident,
+    InformRoc,
+    LinkIncidentToProblem,
+    LogIncident,
+    NoteWorkaround,
+    PauseSlaClocks,
+    RegisterAccount,
+    ReopenIncident,
+    ReprioritiseIncident,
+    ResolveIncident,
+    RestartSlaClocks,
+    RestoreService,
+    ResumeIncident,
+    ResumeSlaClocks,
+    RetargetSlaClocks,
+    SetAccountRoc,
+    SetPriorityMatrix,
+    SetReopenPeriod,
+    SlaCommand,
+    StartSlaClocks,
+    StopSlaClock,
+)
+from domain.contract import ServiceContract, SlaTerms, contract_id
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident, attach
 from domain.priority import DEFAULT_MATRIX
@@ -32,199 +68,6 @@ STORED = "stored versions"
 class ConcurrencyConflict(DomainError):
     """The incident kept changing under the command; try again."""
 
-
-@dataclass(frozen=True)
-class LogIncident:
-    id: UUID
-    account: str
-    title: str
-    impact: int
-    urgency: int
-    channel: str
-    reporter: str
-    actor: str
-    at: datetime
-    service: str | None = None
-    ci: str | None = None
-    description: str = ""
-    category: str | None = None
-    related_incident: UUID | None = None
-    """An earlier incident of the same account this one follows up (e.g. past its reopen period)."""
-
-
-@dataclass(frozen=True)
-class AcknowledgeIncident:
-    incident_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ReprioritiseIncident:
-    incident_id: UUID
-    impact: int
-    urgency: int
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class AssignIncident:
-    incident_id: UUID
-    group: str
-    actor: str
-    at: datetime
-    assignee: str | None = None
-
-
-@dataclass(frozen=True)
-class HoldIncident:
-    incident_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ResumeIncident:
-    incident_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RestoreService:
-    incident_id: UUID
-    actor: str
-    at: datetime
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class ResolveIncident:
-    incident_id: UUID
-    code: str
-    actor: str
-    at: datetime
-    notes: str = ""
-
-
-@dataclass(frozen=True)
-class ReopenIncident:
-    incident_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CloseIncident:
-    incident_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CancelIncident:
-    incident_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CategoriseIncident:
-    incident_id: UUID
-    category: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class EscalateIncidentFunctionally:
-    incident_id: UUID
-    to_group: str
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class EscalateIncidentHierarchically:
-    incident_id: UUID
-    level: str
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class DeclareMajorIncident:
-    incident_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class LinkIncidentToProblem:
-    incident_id: UUID
-    problem_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class NoteWorkaround:
-    incident_id: UUID
-    problem_id: UUID
-    workaround: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CommentIncident:
-    """Add a comment to an incident: customer-visible, or an internal work note (`customer_visible=False`)."""
-
-    incident_id: UUID
-    text: str
-    author: str
-    customer_visible: bool
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class AttachIncident:
-    """Attach a child incident to the parent incident of the same outage; both are saved together."""
-
-    child_id: UUID
-    parent_id: UUID
-    actor: str
-    at: datetime
-
-
-IncidentCommand = (
-    AcknowledgeIncident
-    | ReprioritiseIncident
-    | AssignIncident
-    | HoldIncident
-    | ResumeIncident
-    | RestoreService
-    | ResolveIncident
-    | ReopenIncident
-    | CloseIncident
-    | CancelIncident
-    | CategoriseIncident
-    | EscalateIncidentFunctionally
-    | EscalateIncidentHierarchically
-    | DeclareMajorIncident
-    | LinkIncidentToProblem
-    | NoteWorkaround
-    | CommentIncident
-)
 
 _INCIDENT_METHODS: Mapping[type, Callable[[ItilApplication, Incident, Any], None]] = {
     AcknowledgeIncident: lambda a, i, c: i.acknowledge(actor=c.actor, at=c.at),
@@ -263,85 +106,6 @@ read the account's settings: its priority matrix, its reopen period)."""
 
 # -- SLA ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class StartSlaClocks:
-    incident_id: UUID
-    account: str
-    service: str | None
-    priority: int
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StopSlaClock:
-    incident_id: UUID
-    metric: str
-    reason: str
-    at: datetime
-    incident_version: int
-    ends_hold: bool
-
-
-@dataclass(frozen=True)
-class PauseSlaClocks:
-    incident_id: UUID
-    reason: str
-    at: datetime
-    incident_version: int
-
-
-@dataclass(frozen=True)
-class ResumeSlaClocks:
-    incident_id: UUID
-    reason: str
-    at: datetime
-    incident_version: int
-
-
-@dataclass(frozen=True)
-class RestartSlaClocks:
-    incident_id: UUID
-    metrics: tuple[str, ...]
-    reason: str
-    at: datetime
-    incident_version: int
-
-
-@dataclass(frozen=True)
-class RetargetSlaClocks:
-    incident_id: UUID
-    priority: int
-    reason: str
-    at: datetime
-    incident_version: int
-
-
-@dataclass(frozen=True)
-class CancelSlaClocks:
-    incident_id: UUID
-    reason: str
-    at: datetime
-    incident_version: int
-
-
-@dataclass(frozen=True)
-class CheckSlaClocks:
-    incident_id: UUID
-    now: datetime
-    recipients: tuple[tuple[str, str | None], ...] = ()
-
-
-SlaCommand = (
-    StartSlaClocks
-    | StopSlaClock
-    | PauseSlaClocks
-    | ResumeSlaClocks
-    | RestartSlaClocks
-    | RetargetSlaClocks
-    | CancelSlaClocks
-    | CheckSlaClocks
-)
 
 TermsLookup = Callable[[str, "str | None", int, datetime], "SlaTerms | None"]
 """(account, service, priority, instant) -> the terms in force, or None when no contract covers it."""
@@ -385,17 +149,6 @@ def carry_out(sla: IncidentSla | None, command: SlaCommand, terms_for: TermsLook
 
 
 # -- contracts ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AddContractVersion:
-    account: str
-    effective_from: datetime
-    terms: Terms
-    actor: str
-    at: datetime
-    service: str | None = None
-    name: str = ""
 
 
 class _ContractsRead:
@@ -947,51 +700,6 @@ class ItilApplication(Application[UUID]):
 
 
 # -- accounts -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegisterAccount:
-    account: str
-    actor: str
-    at: datetime
-    name: str = ""
-    roc: str | None = None
-
-
-@dataclass(frozen=True)
-class SetAccountRoc:
-    account: str
-    roc: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class SetPriorityMatrix:
-    account: str
-    matrix: Mapping[tuple[int, int], int]
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class SetReopenPeriod:
-    account: str
-    period: timedelta
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class InformRoc:
-    """Inform the account's ROC about a subject; the same subject and reason are informed once only."""
-
-    account: str
-    subject_id: UUID
-    subject: str
-    reason: str
-    actor: str
-    at: datetime
 
 
 @handles(RegisterAccount)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,7 +22,25 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from domain.calendar import WEEKDAYS
 from domain.change import EMERGENCY, RISKS, ROLES, TYPES, Change
-from domain.change_calendar import DEFAULT_TIMEZONE, ChangeCalendar, WeeklyWindow, calendar_id
+from domain.change_calendar import DEFAULT_TIMEZONE, ChangeCalendar, calendar_id
+from domain.commands import (
+    AddFreezeWindow,
+    ApproveChange,
+    AssessChange,
+    CancelChange,
+    CloseChange,
+    CompleteChange,
+    ConveneCab,
+    FailChange,
+    RejectChange,
+    RemoveFreezeWindow,
+    RequestChange,
+    ReviewChange,
+    ScheduleChange,
+    SetMaintenanceWindows,
+    StartChange,
+    SubmitChange,
+)
 from domain.configuration import ConfigurationItem
 from domain.errors import InvalidCommand, NotFound
 from domain.problem import Problem
@@ -42,153 +60,7 @@ from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
 # -- commands on changes --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RequestChange:
-    id: UUID
-    account: str
-    type: str
-    title: str
-    affected_cis: tuple[str, ...]
-    actor: str
-    at: datetime
-    description: str = ""
-    template: str | None = None
-    problem_id: UUID | None = None
-
-
-@dataclass(frozen=True)
-class SubmitChange:
-    change_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class AssessChange:
-    change_id: UUID
-    risk: str
-    impact: str
-    implementation_plan: str
-    backout_plan: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ConveneCab:
-    change_id: UUID
-    members: tuple[str, ...]
-    actor: str
-    at: datetime
-    emergency: bool | None = None
-    """None: the CAB the change needs (the emergency CAB for an emergency change)."""
-
-
-@dataclass(frozen=True)
-class ApproveChange:
-    change_id: UUID
-    approver: str
-    actor: str
-    at: datetime
-    role: str | None = None
-
-
-@dataclass(frozen=True)
-class RejectChange:
-    change_id: UUID
-    approver: str
-    reason: str
-    actor: str
-    at: datetime
-    role: str | None = None
-
-
-@dataclass(frozen=True)
-class ScheduleChange:
-    change_id: UUID
-    start: datetime
-    end: datetime
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StartChange:
-    change_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CompleteChange:
-    change_id: UUID
-    actor: str
-    at: datetime
-    notes: str = ""
-
-
-@dataclass(frozen=True)
-class FailChange:
-    change_id: UUID
-    reason: str
-    backout_performed: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ReviewChange:
-    change_id: UUID
-    outcome: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CloseChange:
-    change_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CancelChange:
-    change_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-
-
 # -- commands on the change calendar --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AddFreezeWindow:
-    account: str
-    name: str
-    start: datetime
-    end: datetime
-    actor: str
-    at: datetime
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class RemoveFreezeWindow:
-    account: str
-    name: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class SetMaintenanceWindows:
-    account: str
-    ci: str
-    windows: tuple[WeeklyWindow, ...]
-    actor: str
-    at: datetime
-    timezone: str = DEFAULT_TIMEZONE
 
 
 # -- handlers -------------------------------------------------------------------------------------

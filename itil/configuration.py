@@ -8,16 +8,14 @@ Importing this module registers the handlers (with `handles`) and the routes (in
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
+from domain.commands import ChangeCiState, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
 from domain.configuration import KINDS, RELATIONS, STATES, ConfigurationItem
 from domain.errors import IllegalTransition, NotFound
 from itil.application import ItilApplication, handles
@@ -33,64 +31,6 @@ def ci_id(account: str, ci_name: str) -> UUID:
 
 
 # -- commands -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RegisterCi:
-    account: str
-    ci_name: str
-    kind: str
-    actor: str
-    at: datetime
-    attributes: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True)
-class RelateCis:
-    account: str
-    ci_name: str
-    relation: str
-    target_ci: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class UnrelateCis:
-    account: str
-    ci_name: str
-    relation: str
-    target_ci: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ChangeCiState:
-    account: str
-    ci_name: str
-    state: str
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class UpdateCiAttributes:
-    account: str
-    ci_name: str
-    attributes: Mapping[str, str]
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RetireCi:
-    account: str
-    ci_name: str
-    reason: str
-    actor: str
-    at: datetime
 
 
 # -- handlers -------------------------------------------------------------------------------------

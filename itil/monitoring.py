@@ -7,13 +7,12 @@ EXTRA_ROUTES) and, through processes.alarms, the intake handlers of the alarm an
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
+from domain.commands import SetAlarmRules
 from domain.errors import InvalidCommand
 from domain.monitoring import (
     MAX_HOLD_SECONDS,
@@ -32,16 +31,6 @@ from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
 from processes.alarms import AlarmsProjection
 
 # -- commands -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SetAlarmRules:
-    """Give an account its alarm rules (in order; the first that matches an alarm applies)."""
-
-    account: str
-    rules: tuple[AlarmRule, ...]
-    actor: str
-    at: datetime
 
 
 def find_policy(app: ItilApplication, account: str) -> MonitoringPolicy | None:

@@ -11,8 +11,6 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,6 +24,19 @@ from domain.change import FAILED as CHANGE_FAILED
 from domain.change import IMPLEMENTED as CHANGE_IMPLEMENTED
 from domain.change import REVIEW as CHANGE_REVIEW
 from domain.change import Change
+from domain.commands import (
+    AddIncidentToProblem,
+    CancelProblem,
+    CloseProblem,
+    LogProblem,
+    ProposeChange,
+    PublishWorkaround,
+    RecordRootCause,
+    RemoveIncidentFromProblem,
+    ReopenInvestigation,
+    ResolveProblem,
+    StartInvestigation,
+)
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident
 from domain.problem import Problem, link, linked_incidents, log_for, unlink
@@ -34,98 +45,6 @@ from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
 from streams.envelope import envelope_of
 
 # -- commands -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LogProblem:
-    id: UUID
-    account: str
-    title: str
-    actor: str
-    at: datetime
-    description: str = ""
-    ci: str | None = None
-    category: str | None = None
-    incident_ids: tuple[UUID, ...] = ()
-
-
-@dataclass(frozen=True)
-class AddIncidentToProblem:
-    problem_id: UUID
-    incident_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RemoveIncidentFromProblem:
-    problem_id: UUID
-    incident_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class StartInvestigation:
-    problem_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class RecordRootCause:
-    problem_id: UUID
-    analysis: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class PublishWorkaround:
-    problem_id: UUID
-    workaround: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ProposeChange:
-    problem_id: UUID
-    change_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class ResolveProblem:
-    problem_id: UUID
-    actor: str
-    at: datetime
-    via_change_id: UUID | None = None
-    notes: str = ""
-
-
-@dataclass(frozen=True)
-class ReopenInvestigation:
-    problem_id: UUID
-    reason: str
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CloseProblem:
-    problem_id: UUID
-    actor: str
-    at: datetime
-
-
-@dataclass(frozen=True)
-class CancelProblem:
-    problem_id: UUID
-    reason: str
-    actor: str
-    at: datetime
 
 
 # -- handlers -------------------------------------------------------------------------------------

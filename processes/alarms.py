@@ -41,6 +41,17 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
 
+from domain.commands import (
+    AttachIncident,
+    ChangeCiState,
+    CommentIncident,
+    LogIncident,
+    RegisterCi,
+    RelateCis,
+    ReprioritiseIncident,
+    RestoreService,
+    RetireCi,
+)
 from domain.configuration import DEPENDENCY_RELATIONS, KINDS, OPERATIONAL, ConfigurationItem
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CANCELLED, CLOSED, NEW, ON_HOLD, Incident
@@ -57,17 +68,8 @@ from domain.monitoring import (
     policy_id,
     rule_for,
 )
-from itil.application import (
-    CONFLICT_RETRIES,
-    AttachIncident,
-    CommentIncident,
-    ConcurrencyConflict,
-    ItilApplication,
-    LogIncident,
-    ReprioritiseIncident,
-    RestoreService,
-)
-from itil.configuration import ChangeCiState, RegisterCi, RelateCis, RetireCi, ci_id
+from itil.application import CONFLICT_RETRIES, ConcurrencyConflict, ItilApplication
+from itil.configuration import ci_id
 from projections.configuration import CiRegistryProjection
 from projections.db import Database, Transaction
 from projections.tracking import Process, Projection

@@ -15,8 +15,8 @@ from typing import Any
 from uuid import UUID
 
 from domain.change import Change
+from domain.commands import ReopenInvestigation, ResolveProblem
 from domain.problem import KNOWN_ERROR, ROOT_CAUSE_KNOWN, Problem
-from itil.problems import ReopenInvestigation, ResolveProblem
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
 
 log = logging.getLogger(__name__)

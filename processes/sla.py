@@ -13,11 +13,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from domain.incident import Incident
-from itil.application import (
+from domain.commands import (
     CancelSlaClocks,
     CheckSlaClocks,
-    ItilApplication,
     PauseSlaClocks,
     RestartSlaClocks,
     ResumeSlaClocks,
@@ -26,6 +24,8 @@ from itil.application import (
     StartSlaClocks,
     StopSlaClock,
 )
+from domain.incident import Incident
+from itil.application import ItilApplication
 from projections.db import Database
 from projections.tracking import Process
 

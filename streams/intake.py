@@ -24,16 +24,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
-from domain.errors import IllegalTransition, InvalidCommand, NotFound
-from domain.incident import Incident
-from itil.application import (
+from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
     CancelIncident,
     CloseIncident,
     CommentIncident,
     HoldIncident,
-    ItilApplication,
     LogIncident,
     ReopenIncident,
     ReprioritiseIncident,
@@ -41,6 +38,9 @@ from itil.application import (
     RestoreService,
     ResumeIncident,
 )
+from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.incident import Incident
+from itil.application import ItilApplication
 from projections.db import Database
 from streams.contracts import (
     DEADLETTER_TOPIC,

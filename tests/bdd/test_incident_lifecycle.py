@@ -11,10 +11,7 @@ from uuid import UUID, uuid5
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from domain.errors import DomainError
-from domain.incident import Incident
-from domain.priority import PRIORITY_NAMES, matrix_of_rows
-from itil.application import (
+from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
     AttachIncident,
@@ -24,7 +21,6 @@ from itil.application import (
     EscalateIncidentFunctionally,
     HoldIncident,
     IncidentCommand,
-    ItilApplication,
     LogIncident,
     RegisterAccount,
     ReopenIncident,
@@ -34,6 +30,10 @@ from itil.application import (
     SetPriorityMatrix,
     SetReopenPeriod,
 )
+from domain.errors import DomainError
+from domain.incident import Incident
+from domain.priority import PRIORITY_NAMES, matrix_of_rows
+from itil.application import ItilApplication
 
 scenarios("incident_lifecycle.feature")
 

@@ -22,19 +22,21 @@ from aiohttp.test_utils import TestClient, TestServer
 from eventsourcing.persistence import IntegrityError
 
 import itil.monitoring  # noqa: F401 - registers the alarm rules handler and routes
-from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
-from domain.incident import RESTORED, Incident
-from domain.monitoring import Alarm, AlarmRule, alarm_id, episode_incident_id
-from itil.application import (
+from domain.commands import (
     AssignIncident,
     CloseIncident,
-    ItilApplication,
+    RegisterCi,
+    RelateCis,
     ReprioritiseIncident,
     ResolveIncident,
     RestoreService,
+    SetAlarmRules,
 )
-from itil.configuration import RegisterCi, RelateCis, ci_id
-from itil.monitoring import SetAlarmRules
+from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
+from domain.incident import RESTORED, Incident
+from domain.monitoring import Alarm, AlarmRule, alarm_id, episode_incident_id
+from itil.application import ItilApplication
+from itil.configuration import ci_id
 from itil.web import WebApi
 from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, CiGraphs
 from processes.incidents import MassOutageProcess

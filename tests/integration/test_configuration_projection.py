@@ -12,17 +12,9 @@ from uuid import uuid4
 
 import pytest
 
+from domain.commands import ChangeCiState, LogProblem, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
 from itil.application import ItilApplication
-from itil.configuration import (
-    ChangeCiState,
-    RegisterCi,
-    RelateCis,
-    RetireCi,
-    UnrelateCis,
-    UpdateCiAttributes,
-    ci_id,
-)
-from itil.problems import LogProblem
+from itil.configuration import ci_id
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.tracking import Delivery

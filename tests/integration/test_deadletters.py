@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from itil.application import ItilApplication, ResolveIncident
+from domain.commands import ResolveIncident
+from itil.application import ItilApplication
 from itil.cli_intake import register_intake_cli
 from itil.deadletters import DeadLetterReplays, list_dead_letters, read_dead_letters, replay_dead_letters
 from projections.db import Database

@@ -11,7 +11,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from itil.application import AssignIncident, ItilApplication, LogIncident, ResolveIncident
+from domain.commands import AssignIncident, LogIncident, ResolveIncident
+from itil.application import ItilApplication
 from projections.db import Database
 from streams.contracts import intake_incident_id
 from streams.intake import DEAD, DUPLICATE, INTAKE_HANDLERS, PROCESSED, DeadLetter, IntakeProcessor, Outcome

@@ -11,10 +11,7 @@ from uuid import UUID
 import pytest
 
 from domain.account import Account
-from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
-from domain.incident import ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, RESTORED, Incident
-from domain.priority import DEFAULT_MATRIX, matrix_of_rows
-from itil.application import (
+from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
     AttachIncident,
@@ -28,7 +25,6 @@ from itil.application import (
     HoldIncident,
     IncidentCommand,
     InformRoc,
-    ItilApplication,
     LinkIncidentToProblem,
     LogIncident,
     NoteWorkaround,
@@ -42,6 +38,10 @@ from itil.application import (
     SetPriorityMatrix,
     SetReopenPeriod,
 )
+from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
+from domain.incident import ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, RESTORED, Incident
+from domain.priority import DEFAULT_MATRIX, matrix_of_rows
+from itil.application import ItilApplication
 
 INCIDENT_ID = UUID("0b6a7d4e-0000-4000-8000-000000000001")
 UNKNOWN_ID = UUID("0b6a7d4e-0000-4000-8000-0000000000ff")

@@ -15,6 +15,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
+from domain.commands import LinkIncidentToProblem, LogIncident
 from domain.errors import DomainError, IllegalTransition, InvalidCommand
 from domain.incident import Incident
 from domain.problem import (
@@ -34,7 +35,7 @@ from domain.problem import (
     unlink,
 )
 from itil import problems as prb
-from itil.application import ItilApplication, LinkIncidentToProblem, LogIncident
+from itil.application import ItilApplication
 
 PROBLEM_ID = UUID("7a2d0c1b-0000-4000-8000-000000000007")
 INCIDENT_1 = UUID("6f1c1e0a-0000-4000-8000-000000000001")

@@ -8,7 +8,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from itil.application import AcknowledgeIncident, ItilApplication
+from domain.commands import AcknowledgeIncident
+from itil.application import ItilApplication
 from streams.envelope import decode, encode, envelope_of
 
 INCIDENT = UUID("0b7e5d1c-4c44-4a8e-9a1d-2f3b9d1e7a01")
@@ -60,7 +61,7 @@ def test_an_incident_logged_by_the_first_version_loads_and_lives_on(tmp_path: Pa
 def test_new_events_are_stored_with_their_class_version(tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
-    from itil.application import LogIncident
+    from domain.commands import LogIncident
 
     app = ItilApplication(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")})
     app.handle(LogIncident(id=INCIDENT, account="acme", title="x", impact=3, urgency=3, channel="email",
