@@ -29,8 +29,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.app import ItilApplication
 from bench.common import T0, arguments, lifecycle, report, store_env
-from itil.application import ItilApplication
 from streams.broker import free_port
 
 REPEATS = 5

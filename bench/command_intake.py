@@ -25,10 +25,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from application.app import ItilApplication
+from application.batching import GroupCommitter
 from bench.common import PG, T0, arguments, report, store_env, stores
-from itil import application as cmd
-from itil.application import ItilApplication
-from itil.batching import GroupCommitter
+from domain import commands as cmd
 
 
 def lifecycle_commands(n: int) -> list[Any]:

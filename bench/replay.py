@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import gc
 
+from application.app import ItilApplication
 from bench.common import arguments, lifecycle, report, store_env, stores, timed
-from itil.application import ItilApplication
 from itil.rebuild import PAGE, all_projections, collecting_per_page, rebuild
 from projections.db import Database
 

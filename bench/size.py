@@ -26,11 +26,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from application.app import ItilApplication
 from bench.common import T0, arguments, report
 from domain.contract import standard_terms
 from domain.incident import Incident
 from domain.sla import IncidentSla
-from itil.application import ItilApplication
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection

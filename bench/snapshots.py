@@ -31,10 +31,10 @@ from eventsourcing.application import project_aggregate
 from eventsourcing.domain import Snapshot
 from eventsourcing.utils import get_topic
 
+from application.app import ItilApplication
 from bench.common import T0, arguments, report, store_env, stores
 from domain.incident import Incident
 from domain.problem import Problem, link
-from itil.application import ItilApplication
 
 BATCH = 100
 PROBLEM_ID = uuid.UUID(int=42)

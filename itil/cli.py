@@ -155,7 +155,7 @@ def cmd_broker(args: argparse.Namespace) -> None:
 
 def cmd_rebuild(args: argparse.Namespace) -> None:
     """Rebuild every projection from the event store (stop the workers first)."""
-    from itil.application import ItilApplication
+    from application.app import ItilApplication
     from itil.config import ensure_store_directory
     from itil.rebuild import all_projections, rebuild
     from projections.db import Database

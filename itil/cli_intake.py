@@ -11,7 +11,7 @@ from typing import Any
 
 def cmd_contracts(args: argparse.Namespace) -> None:
     """Print the message contracts (AsyncAPI or JSON Schema), or write them into a folder."""
-    from itil.contracts_export import asyncapi_document, json_schemas, write_documents
+    from streams.contracts_export import asyncapi_document, json_schemas, write_documents
 
     if args.out is not None:
         for path in write_documents(Path(args.out), args.format):
@@ -30,8 +30,8 @@ def cmd_contracts(args: argparse.Namespace) -> None:
 def cmd_deadletter(args: argparse.Namespace) -> None:
     """List the dead letters, or replay chosen ones (after a fix); replays need the store."""
     from itil.config import ConfigError, Settings
-    from itil.deadletters import DeadLetterReplays, list_dead_letters, read_dead_letters, replay_dead_letters
     from projections.db import Database
+    from streams.deadletters import DeadLetterReplays, list_dead_letters, read_dead_letters, replay_dead_letters
 
     try:
         settings = Settings.from_env()
@@ -46,7 +46,7 @@ def cmd_deadletter(args: argparse.Namespace) -> None:
     if args.action == "list":
         print(json.dumps(list_dead_letters(letters, replays, args.limit), indent=2, ensure_ascii=False))
         return
-    from itil.application import ItilApplication
+    from application.app import ItilApplication
     from streams.intake import DEAD, IntakeProcessor
 
     processor = IntakeProcessor(ItilApplication(env=settings.store_env), db)

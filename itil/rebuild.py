@@ -17,12 +17,12 @@ from typing import Any
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import get_topic
 
+from application.app import ItilApplication
 from domain.change import Change
 from domain.configuration import ConfigurationItem
 from domain.incident import Incident
 from domain.problem import Problem
 from domain.sla import IncidentSla
-from itil.application import ItilApplication
 from projections.db import Database
 from projections.tracking import STORE_TOPIC, Projection
 from streams.envelope import StoredEnvelopes

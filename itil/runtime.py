@@ -18,34 +18,31 @@ from uuid import UUID
 import mode
 from aiohttp import web
 
-from itil.application import ItilApplication
-from itil.areas import AREAS
-from itil.batching import GroupCommitter
+from application.alarms import AlarmProcess
+from application.app import ItilApplication
+from application.batching import GroupCommitter
+from application.handlers import command_handlers
 from itil.config import Settings, ensure_store_directory
-from itil.contracts_export import asyncapi_route, json_schema_route
-from itil.web import EXTRA_ROUTES, Route, WebApi
-from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, kafka_automation_publisher
+from processes.alarms import AlarmEventsConsumer
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import MajorIncidentProcess, MassOutageProcess
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
+from projections.alarms import AlarmsProjection
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection
+from streams.automation import kafka_automation_publisher
 from streams.relay import Relay
+from web.api import WebApi
+from web.routes import all_routes
 
 if TYPE_CHECKING:
     from streams.contracts import IntakeMessage
     from streams.intake import IntakeConsumer
 
 log = logging.getLogger(__name__)
-
-EXTRA_ROUTES += [
-    Route("GET", "/api/contracts/asyncapi.json", asyncapi_route, "public", "none"),
-    Route("GET", "/api/contracts/{name}", json_schema_route, "public", "none"),
-]
-
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
@@ -83,11 +80,10 @@ class Engine:
     """Everything the engine's processes share, built from the settings; connects nothing yet."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
-        self.areas = AREAS  # their imports registered every command handler, route and intake handler
         self.settings = settings
         self.clock = clock
         ensure_store_directory(settings.store_env)
-        self.app = ItilApplication(env=settings.store_env)
+        self.app = ItilApplication(env=settings.store_env, handlers=command_handlers())
         self.db = Database.from_store_env(settings.store_env)
         self.db.share_writer_lock(self.app.recorder)
         self.projection = AccountIncidentsProjection(self.db)
@@ -125,9 +121,9 @@ class Engine:
         """Messages naming an unregistered account or CI go to the dead letters (ITIL_INTAKE_UNKNOWN=refuse)."""
         if self.settings.intake_unknown == "accept":
             return {}
+        from application.configuration import ci_id
         from domain.account import account_id
         from domain.configuration import ConfigurationItem
-        from itil.configuration import ci_id
 
         known: set[tuple[str, str]] = set()  # registered CIs stay registered (retired ones too)
         accounts: set[str] = set()  # so do accounts: a yes is remembered, a no asked again
@@ -172,12 +168,15 @@ class Engine:
         self.alarm_process.tick(self.clock())
 
     def web_app(self) -> web.Application:
-        return WebApi(self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer).build()
+        return WebApi(
+            self.app, self.projection, self.clock, sla=self.sla_dashboard, committer=self.committer,
+            routes=all_routes(),
+        ).build()  # fmt: skip
 
     def faust_app(self, bootstrap: str) -> tuple[Any, Any]:
         """The worker: every projection and process on the events topic (the intake is apart:
         `intake_consumer`)."""
-        from itil.deadletters import DeadLetterReplays
+        from streams.deadletters import DeadLetterReplays
         from streams.worker import Applier, build_faust_app, kafka_partition_reader
 
         self._ensure_topics(bootstrap)
@@ -207,11 +206,16 @@ class Engine:
         In a process of its own, a storm's intake has a core (and a GIL) to itself instead of
         sharing them with a dozen consumers of the events topic.
         """
-        from streams.intake import IntakeConsumer, IntakeProcessor
+        from streams.alarm_intake import AlarmIntake
+        from streams.intake import HANDLERS, IntakeConsumer, IntakeProcessor
 
         self._ensure_topics(bootstrap)
         self.alarm_process.publisher = kafka_automation_publisher(bootstrap)
-        processor = IntakeProcessor(self.app, self.db, **self.intake_checks())
+        alarm_intake = AlarmIntake(self.alarm_process)
+        processor = IntakeProcessor(
+            self.app, self.db, handlers={**HANDLERS, **alarm_intake.handlers()},
+            batch_handlers=alarm_intake.batch_handlers(), **self.intake_checks(),
+        )  # fmt: skip
         processor.create_tables()
         return IntakeConsumer(bootstrap, self.settings.intake_group, processor, self.settings.deadletter_topic)
 

@@ -15,10 +15,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.app import ItilApplication
+from application.conflicts import ConcurrencyConflict
 from domain.commands import InformRoc, ResolveIncident, RestoreService
 from domain.errors import DomainError
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, Incident
-from itil.application import ConcurrencyConflict, ItilApplication
 from projections.db import Database
 from projections.tracking import Process
 

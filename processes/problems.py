@@ -30,12 +30,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
+from application.app import ItilApplication
+from application.problems import incidents_of, is_linked
 from domain.account import period_text
 from domain.commands import AddIncidentToProblem, LinkIncidentToProblem, LogProblem, NoteWorkaround, ResolveIncident
 from domain.incident import Incident
 from domain.problem import CLOSED, RESOLVED, Problem
-from itil.application import ItilApplication
-from itil.problems import incidents_of, is_linked
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
 from projections.db import Database
 

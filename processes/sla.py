@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from application.app import ItilApplication
 from domain.commands import (
     CancelSlaClocks,
     CheckSlaClocks,
@@ -25,7 +26,6 @@ from domain.commands import (
     StopSlaClock,
 )
 from domain.incident import Incident
-from itil.application import ItilApplication
 from projections.db import Database
 from projections.tracking import Process
 

@@ -1,7 +1,7 @@
 """Intake: carry out once each message other services publish, and say what to dead-letter and why.
 
 `IntakeProcessor.handle` decodes a message with its contract, skips a message id it already
-processed, hands the message to the handler registered for its type (`handles_intake`), and records
+processed, hands the message to the handler its table names for its type, and records
 the id. What it refuses comes back as a dead-letter outcome; `DeadLetterWriter` produces it to
 `itil.deadletter`. Handlers stay thin: a message becomes a command for the application.
 """
@@ -18,12 +18,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
+from application.alarms import AlarmProcess
+from application.app import ItilApplication
 from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
@@ -40,8 +43,9 @@ from domain.commands import (
 )
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import Incident
-from itil.application import ItilApplication
+from projections.configuration import CiRegistryProjection
 from projections.db import Database
+from streams.alarm_intake import AlarmIntake
 from streams.contracts import (
     DEADLETTER_TOPIC,
     EXTRANET_DEFAULT_IMPACT,
@@ -50,7 +54,6 @@ from streams.contracts import (
     INTAKE_TOPICS,
     SERVICE_REQUEST_CATEGORY,
     SERVICE_REQUEST_SERVICE,
-    TOPIC_OF_TYPE,
     ContractViolation,
     DeadLetterSchema,
     IntakeMessage,
@@ -185,40 +188,10 @@ class DeadLetterWriter:
 
 IntakeHandler = Callable[[ItilApplication, IntakeMessage], Any]
 
-INTAKE_HANDLERS: dict[str, IntakeHandler] = {}
-"""Message type -> handler(app, message). Each area's module registers its own with `handles_intake`."""
-
-
-def handles_intake(*message_types: str) -> Callable[[IntakeHandler], IntakeHandler]:
-    """Register a function as the handler of these message types (of any schema version)."""
-    unknown = [t for t in message_types if t not in TOPIC_OF_TYPE]
-    if unknown:
-        raise ValueError(f"no contract for message type(s) {', '.join(unknown)}: declare it in streams.contracts")
-
-    def register(handler: IntakeHandler) -> IntakeHandler:
-        for message_type in message_types:
-            INTAKE_HANDLERS[message_type] = handler
-        return handler
-
-    return register
-
-
 BatchHandler = Callable[[ItilApplication, Sequence[IntakeMessage]], list[Any]]
-INTAKE_BATCH_HANDLERS: dict[str, BatchHandler] = {}
-"""Message type -> handler(app, messages) returning, per message, its result or the DomainError
-that refused it. Types with one are carried out a batch at a time (one transaction) by
-`IntakeProcessor.handle_batch`; consecutive messages sharing a batch handler go together."""
-
-
-def handles_intake_batches(*message_types: str) -> Callable[[BatchHandler], BatchHandler]:
-    """Register a function as the batch handler of these message types."""
-
-    def register(handler: BatchHandler) -> BatchHandler:
-        for message_type in message_types:
-            INTAKE_BATCH_HANDLERS[message_type] = handler
-        return handler
-
-    return register
+"""handler(app, messages) returning, per message, its result or the DomainError that refused it. Types
+with one are carried out a batch at a time (one transaction) by `IntakeProcessor.handle_batch`;
+consecutive messages sharing a batch handler go together."""
 
 
 CI_REGISTERING_TYPES = frozenset({"ci.state"})
@@ -239,7 +212,6 @@ def _incident_of_account(app: ItilApplication, message: IntakeMessage) -> Incide
     return incident
 
 
-@handles_intake("incident.open", "request.open")
 def open_incident(app: ItilApplication, message: IntakeMessage) -> Incident:
     """The extranet opens an incident (or a service request) under the id its message id determines."""
     data = message.data
@@ -267,7 +239,6 @@ def open_incident(app: ItilApplication, message: IntakeMessage) -> Incident:
     return incident
 
 
-@handles_intake("resolution.confirm")
 def confirm_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
     """The customer confirms the resolution: the incident is closed."""
     incident = _incident_of_account(app, message)
@@ -277,7 +248,6 @@ def confirm_resolution(app: ItilApplication, message: IntakeMessage) -> Incident
     return closed
 
 
-@handles_intake("resolution.refuse")
 def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
     """The customer refuses the resolution: the incident is reopened, with the customer's reason."""
     incident = _incident_of_account(app, message)
@@ -289,7 +259,6 @@ def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
     return reopened
 
 
-@handles_intake("comment.add")
 def add_comment(app: ItilApplication, message: IntakeMessage) -> Incident:
     """A customer comments on one of the account's incidents: a customer-visible comment, entered by the requester."""
     incident = _incident_of_account(app, message)
@@ -323,7 +292,6 @@ INCIDENT_COMMAND_TYPES: dict[str, type] = {
 assert set(INCIDENT_COMMAND_TYPES) == set(INCIDENT_COMMAND_ARGS), "every contracted command needs its class"
 
 
-@handles_intake("command.incident")
 def incident_command(app: ItilApplication, message: IntakeMessage) -> Incident:
     """Another system's command on an incident; the message's source is the actor."""
     data = message.data
@@ -362,9 +330,25 @@ class IntakeProcessor:
         known_account: Callable[[str], bool] | None = None,
         known_ci: Callable[[str, str], bool] | None = None,
         learn: Callable[[Sequence[IntakeMessage]], None] | None = None,
-        handlers: Mapping[str, IntakeHandler] = INTAKE_HANDLERS,
+        handlers: Mapping[str, IntakeHandler] | None = None,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+        alarms: AlarmProcess | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`handlers` and `batch_handlers`: message type -> handler (the composition root passes them).
+        Without them, the incident intake's and those of `alarms` (without one, an alarm process on
+        `db` that logs its automation requests instead of sending them)."""
+        if handlers is None:
+            if alarms is None:
+                registry = CiRegistryProjection(db)
+                registry.create_tables()  # empty until the worker feeds it: no correlation, alarms still open incidents
+                alarms = AlarmProcess(app, db, registry)
+                alarms.create_tables()
+            alarm_intake = AlarmIntake(alarms)
+            handlers = {**HANDLERS, **alarm_intake.handlers()}
+            if batch_handlers is None:
+                batch_handlers = alarm_intake.batch_handlers()
+        self.batch_handlers: Mapping[str, BatchHandler] = batch_handlers or {}
         self.app = app
         self.db = db
         self.known_account = known_account
@@ -482,7 +466,7 @@ class IntakeProcessor:
         def flush_run() -> None:
             if not run:
                 return
-            handler = INTAKE_BATCH_HANDLERS[run[0][1].type]
+            handler = self.batch_handlers[run[0][1].type]
             results = handler(self.app, [m for _, m in run])
             for (i, message), result in zip(run, results, strict=True):
                 if isinstance(result, (InvalidCommand, IllegalTransition, NotFound)):
@@ -495,8 +479,8 @@ class IntakeProcessor:
             run.clear()
 
         for i, message in fresh:
-            batchable = message.type in INTAKE_BATCH_HANDLERS and self.unknown(message) is None
-            if batchable and (not run or INTAKE_BATCH_HANDLERS[run[0][1].type] is INTAKE_BATCH_HANDLERS[message.type]):
+            batchable = message.type in self.batch_handlers and self.unknown(message) is None
+            if batchable and (not run or self.batch_handlers[run[0][1].type] is self.batch_handlers[message.type]):
                 run.append((i, message))
                 continue
             flush_run()
@@ -692,3 +676,17 @@ class IntakeConsumer:
         for outcome in outcomes:
             if outcome.dead_letter is not None:
                 letters.write(outcome.dead_letter)
+
+
+HANDLERS = MappingProxyType(
+    {
+        "incident.open": open_incident,
+        "request.open": open_incident,
+        "resolution.confirm": confirm_resolution,
+        "resolution.refuse": refuse_resolution,
+        "comment.add": add_comment,
+        "command.incident": incident_command,
+    }
+)
+"""Message type -> handler(app, message) of the incident intake (the extranet's, the command topic's);
+the alarm and fleet handlers are in streams.alarm_intake."""

@@ -34,7 +34,7 @@ from kafka.net.compat import KafkaNetClient
 from kafka.protocol.producer import ProduceRequest
 from kafka.record.default_records import DefaultRecordBatchBuilder
 
-from itil.application import ItilApplication
+from application.app import ItilApplication
 from projections.db import POSTGRES, Database
 from streams.envelope import StoredEnvelopes
 

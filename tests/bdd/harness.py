@@ -20,11 +20,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import pytest
 from pytest_bdd import given, parsers, then, when
 
+from application import app as appl
+from domain import commands as cmd
 from domain.errors import DomainError
 from domain.incident import Incident
 from domain.problem import Problem
-from itil import application as cmd
-from itil import changes as chg
 from tests.integration.test_processes import Engine, paris
 
 IDS = uuid5(NAMESPACE_URL, "urn:itil-engine:tests:bdd")
@@ -78,7 +78,7 @@ class Story:
     position_before_replay: int | None = None
 
     @property
-    def app(self) -> cmd.ItilApplication:
+    def app(self) -> appl.ItilApplication:
         return self.engine.app
 
     def do(self, command: Any) -> Any:
@@ -147,13 +147,13 @@ def authorised_change(
     """A low-risk normal change requested, assessed and authorised by the change manager at `at`."""
     change_id = uuid5(IDS, f"change/{title}")
     story.changes[title] = change_id
-    story.do(chg.RequestChange(id=change_id, account=account, type="normal", title=title, affected_cis=(ci,),
+    story.do(cmd.RequestChange(id=change_id, account=account, type="normal", title=title, affected_cis=(ci,),
                                actor=actor, at=at, problem_id=problem_id))  # fmt: skip
-    story.do(chg.SubmitChange(change_id, actor=actor, at=at))
-    story.do(chg.AssessChange(change_id, risk="low", impact=f"{ci} restarts, about 5 minutes", actor=CHANGE_MANAGER,
+    story.do(cmd.SubmitChange(change_id, actor=actor, at=at))
+    story.do(cmd.AssessChange(change_id, risk="low", impact=f"{ci} restarts, about 5 minutes", actor=CHANGE_MANAGER,
                               implementation_plan="apply and check the payments", backout_plan="restore the backup",
                               at=at))  # fmt: skip
-    story.do(chg.ApproveChange(change_id, approver=CHANGE_MANAGER, actor=CHANGE_MANAGER, at=at))
+    story.do(cmd.ApproveChange(change_id, approver=CHANGE_MANAGER, actor=CHANGE_MANAGER, at=at))
     return change_id
 
 

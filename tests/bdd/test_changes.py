@@ -6,8 +6,8 @@ from uuid import uuid5
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from domain import commands as cmd
 from domain.change import AUTHORISATION, AUTHORISED, BY_CAB, BY_EMERGENCY_CAB, BY_TEMPLATE, PENDING, SCHEDULED, Change
-from itil import changes as chg
 from tests.bdd.harness import *  # noqa: F403 - the shared steps and the `story` fixture
 from tests.bdd.harness import ACCOUNT, ACTOR, DAY, IDS, WHEN, WINDOW, Story, authorised_change, moment, names, window
 from tests.integration.test_processes import paris
@@ -40,10 +40,10 @@ def request(story: Story, actor: str, kind: str, change: str, ci: str, account: 
     change_id = uuid5(IDS, f"change/{change}")
     story.changes[change] = change_id
     at = moment(when)
-    story.do(chg.RequestChange(id=change_id, account=account, type=kind, title=change, affected_cis=(ci,),
+    story.do(cmd.RequestChange(id=change_id, account=account, type=kind, title=change, affected_cis=(ci,),
                                actor=actor, at=at))  # fmt: skip
     if kind == "normal":
-        story.do(chg.SubmitChange(change_id, actor=actor, at=at))
+        story.do(cmd.SubmitChange(change_id, actor=actor, at=at))
 
 
 @when(
@@ -55,13 +55,13 @@ def request(story: Story, actor: str, kind: str, change: str, ci: str, account: 
 def request_standard(story: Story, actor: str, change: str, ci: str, account: str, template: str, when: str) -> None:
     change_id = uuid5(IDS, f"change/{change}")
     story.changes[change] = change_id
-    story.do(chg.RequestChange(id=change_id, account=account, type="standard", title=change, affected_cis=(ci,),
+    story.do(cmd.RequestChange(id=change_id, account=account, type="standard", title=change, affected_cis=(ci,),
                                actor=actor, at=moment(when), template=template))  # fmt: skip
 
 
 @when(parsers.re(rf"{ACTOR} submits {CHANGE} on {WHEN}"))
 def submit(story: Story, actor: str, change: str, when: str) -> None:
-    story.do(chg.SubmitChange(story.change_id(change), actor=actor, at=moment(when)))
+    story.do(cmd.SubmitChange(story.change_id(change), actor=actor, at=moment(when)))
 
 
 @given(
@@ -78,7 +78,7 @@ def had_authorised(story: Story, actor: str, change: str, ci: str, account: str,
 
 @when(parsers.re(rf"{ACTOR} assesses {CHANGE} as (?P<risk>low|medium|high) risk on {WHEN}"))
 def assess(story: Story, actor: str, change: str, risk: str, when: str) -> None:
-    story.do(chg.AssessChange(story.change_id(change), risk=risk, impact="the Marseille restaurants lose payments for 10 min",
+    story.do(cmd.AssessChange(story.change_id(change), risk=risk, impact="the Marseille restaurants lose payments for 10 min",
                               implementation_plan="swap at night", backout_plan="put the old switch back",
                               actor=actor, at=moment(when)))  # fmt: skip
 
@@ -89,19 +89,19 @@ def assess(story: Story, actor: str, change: str, risk: str, when: str) -> None:
     )
 )
 def convene(story: Story, actor: str, verb: str, cab: str, members: str, change: str, when: str) -> None:
-    command = chg.ConveneCab(story.change_id(change), members=names(members), actor=actor, at=moment(when),
+    command = cmd.ConveneCab(story.change_id(change), members=names(members), actor=actor, at=moment(when),
                              emergency=cab == "emergency CAB")  # fmt: skip
     story.attempt(verb, command)
 
 
 @when(parsers.re(rf"{ACTOR} {VERB.format('approves', 'approve')} {CHANGE} on {WHEN}"))
 def approve(story: Story, actor: str, verb: str, change: str, when: str) -> None:
-    story.attempt(verb, chg.ApproveChange(story.change_id(change), approver=actor, actor=actor, at=moment(when)))
+    story.attempt(verb, cmd.ApproveChange(story.change_id(change), approver=actor, actor=actor, at=moment(when)))
 
 
 @when(parsers.re(rf'{ACTOR} rejects {CHANGE} because "(?P<reason>[^"]+)" on {WHEN}'))
 def reject(story: Story, actor: str, change: str, reason: str, when: str) -> None:
-    story.do(chg.RejectChange(story.change_id(change), approver=actor, reason=reason, actor=actor, at=moment(when)))
+    story.do(cmd.RejectChange(story.change_id(change), approver=actor, reason=reason, actor=actor, at=moment(when)))
 
 
 @then(parsers.re(rf'{CHANGE} is still awaiting authorisation, "(?P<last>[^"]+)" yet to approve'))
@@ -155,7 +155,7 @@ def refused_because(story: Story, reason: str) -> None:
     )
 )
 def freeze(story: Story, actor: str, account: str, freeze: str, start: str, end: str) -> None:
-    story.do(chg.AddFreezeWindow(account=account, name=freeze, start=moment(start), end=moment(end), actor=actor,
+    story.do(cmd.AddFreezeWindow(account=account, name=freeze, start=moment(start), end=moment(end), actor=actor,
                                  at=paris("2026-01-05", "09:00"), reason="no change during the sales"))  # fmt: skip
 
 
@@ -164,7 +164,7 @@ def freeze(story: Story, actor: str, account: str, freeze: str, start: str, end:
 def schedule(story: Story, actor: str, verb: str, change: str, day: str, start: str, end: str) -> None:
     first, last = window(day, start, end)
     found = load(story, change)
-    story.attempt(verb, chg.ScheduleChange(found.id, start=first, end=last, actor=actor, at=found.last_at))
+    story.attempt(verb, cmd.ScheduleChange(found.id, start=first, end=last, actor=actor, at=found.last_at))
 
 
 @then(parsers.re(rf"{CHANGE} is scheduled {WINDOW}"))

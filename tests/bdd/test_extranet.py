@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.app import ItilApplication
 from domain.commands import AssignIncident, LogIncident, ResolveIncident, RestoreService
 from domain.incident import ASSIGNED, CLOSED, NEW, RESOLVED, Incident
-from itil.application import ItilApplication
 from projections.db import Database
 from streams.contracts import INTAKE_ID_NAMESPACE, REQUESTS_TOPIC, intake_incident_id
 from streams.intake import DEAD, DUPLICATE, PROCESSED, IntakeProcessor, Outcome

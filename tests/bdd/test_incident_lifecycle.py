@@ -11,6 +11,7 @@ from uuid import UUID, uuid5
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.app import ItilApplication
 from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
@@ -33,7 +34,6 @@ from domain.commands import (
 from domain.errors import DomainError
 from domain.incident import Incident
 from domain.priority import PRIORITY_NAMES, matrix_of_rows
-from itil.application import ItilApplication
 
 scenarios("incident_lifecycle.feature")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pytest_bdd import parsers, scenarios, then, when
 
+from domain import commands as cmd
 from domain.account import Account, account_id
-from itil import application as cmd
 from tests.bdd.harness import *  # noqa: F403 - the shared steps and the `story` fixture
 from tests.bdd.harness import ACCOUNT, ACTOR, TITLE, WHEN, Story, moment
 

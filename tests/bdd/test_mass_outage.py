@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
-from itil import application as cmd
+from domain import commands as cmd
 from tests.bdd.harness import *  # noqa: F403 - the shared steps and the `story` fixture
 from tests.bdd.harness import ACCOUNT, ACTOR, TITLE, WHEN, Story, log_incident, moment
 

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application.app import ItilApplication
 from domain.incident import NEW, Incident
-from itil.application import ItilApplication
 from projections.db import Database
 from streams.contracts import ALERTS_TOPIC, MESSAGE_CONTRACTS, REQUESTS_TOPIC, intake_incident_id
 from streams.intake import DEAD, PROCESSED, DeadLetter, IntakeProcessor, Outcome

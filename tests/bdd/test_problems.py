@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from application import problems as prb
+from domain import commands as cmd
 from domain.problem import KNOWN_ERROR, RESOLVED, UNDER_INVESTIGATION
-from itil import changes as chg
-from itil import problems as prb
 from tests.bdd.harness import *  # noqa: F403 - the shared steps and the `story` fixture
 from tests.bdd.harness import ACCOUNT, ACTOR, TITLE, WHEN, WINDOW, Story, authorised_change, moment, window
 
@@ -52,25 +52,25 @@ def problem_links(story: Story, ci: str, count: int, title: str) -> None:
 @when(parsers.re(rf"{ACTOR} unlinks {TITLE} from {PROBLEM} on {WHEN}"))
 def unlink_incident(story: Story, actor: str, title: str, ci: str, when: str) -> None:
     problem_id = story.problem_on(ci).id
-    story.do(prb.RemoveIncidentFromProblem(problem_id, story.incident_id(title), actor=actor, at=moment(when)))
+    story.do(cmd.RemoveIncidentFromProblem(problem_id, story.incident_id(title), actor=actor, at=moment(when)))
 
 
 @when(parsers.re(rf"{ACTOR} starts investigating {PROBLEM} on {WHEN}"))
 def investigate(story: Story, actor: str, ci: str, when: str) -> None:
-    story.do(prb.StartInvestigation(story.problem_on(ci).id, actor=actor, at=moment(when)))
+    story.do(cmd.StartInvestigation(story.problem_on(ci).id, actor=actor, at=moment(when)))
 
 
 @given(parsers.re(rf'{ACTOR} found the root cause "(?P<cause>[^"]+)" of {PROBLEM} on {WHEN}'))
 def root_cause(story: Story, actor: str, cause: str, ci: str, when: str) -> None:
     problem_id = story.problem_on(ci).id
-    story.do(prb.StartInvestigation(problem_id, actor=actor, at=moment(when)))
-    story.do(prb.RecordRootCause(problem_id, analysis=cause, actor=actor, at=moment(when)))
+    story.do(cmd.StartInvestigation(problem_id, actor=actor, at=moment(when)))
+    story.do(cmd.RecordRootCause(problem_id, analysis=cause, actor=actor, at=moment(when)))
 
 
 @given(parsers.re(rf'{ACTOR} published the workaround "(?P<workaround>[^"]+)" for {PROBLEM} on {WHEN}'))
 @when(parsers.re(rf'{ACTOR} publishes the workaround "(?P<workaround>[^"]+)" for {PROBLEM} on {WHEN}'))
 def publish_workaround(story: Story, actor: str, workaround: str, ci: str, when: str) -> None:
-    story.do(prb.PublishWorkaround(story.problem_on(ci).id, workaround=workaround, actor=actor, at=moment(when)))
+    story.do(cmd.PublishWorkaround(story.problem_on(ci).id, workaround=workaround, actor=actor, at=moment(when)))
 
 
 @then(parsers.re(rf"{PROBLEM} is a known error"))
@@ -106,17 +106,17 @@ def change_for_problem(
     first, last = window(day, start, end)
     at = problem.last_at
     change_id = authorised_change(story, actor, change, ci, problem.account, at, problem_id=problem.id)
-    story.do(chg.ScheduleChange(change_id, start=first, end=last, actor="change manager", at=at))
+    story.do(cmd.ScheduleChange(change_id, start=first, end=last, actor="change manager", at=at))
 
 
 @when(parsers.re(rf"{ACTOR} starts {CHANGE} on {WHEN}"))
 def start_change(story: Story, actor: str, change: str, when: str) -> None:
-    story.do(chg.StartChange(story.change_id(change), actor=actor, at=moment(when)))
+    story.do(cmd.StartChange(story.change_id(change), actor=actor, at=moment(when)))
 
 
 @when(parsers.re(rf"{ACTOR} completes {CHANGE} on {WHEN}"))
 def complete_change(story: Story, actor: str, change: str, when: str) -> None:
-    story.do(chg.CompleteChange(story.change_id(change), actor=actor, at=moment(when), notes="firmware 15.4 running"))
+    story.do(cmd.CompleteChange(story.change_id(change), actor=actor, at=moment(when), notes="firmware 15.4 running"))
 
 
 @when(
@@ -126,7 +126,7 @@ def complete_change(story: Story, actor: str, change: str, when: str) -> None:
     )
 )
 def fail_change(story: Story, actor: str, change: str, when: str, reason: str, backout: str) -> None:
-    command = chg.FailChange(story.change_id(change), reason=reason, backout_performed=backout, actor=actor,
+    command = cmd.FailChange(story.change_id(change), reason=reason, backout_performed=backout, actor=actor,
                              at=moment(when))  # fmt: skip
     story.do(command)
 

@@ -17,10 +17,10 @@ from uuid import UUID, uuid5
 import pytest
 from pytest_bdd import given, parsers, scenario, scenarios, then, when
 
+from domain import commands as cmd
 from domain.calendar import CalendarSpec, business_hours
 from domain.contract import Escalation, Terms
 from domain.errors import DomainError
-from itil import application as cmd
 from tests.integration.test_sla import Engine, paris
 
 

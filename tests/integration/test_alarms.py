@@ -21,7 +21,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from eventsourcing.persistence import IntegrityError
 
-import itil.monitoring  # noqa: F401 - registers the alarm rules handler and routes
+from application.alarm_context import CiGraphs
+from application.alarms import AlarmProcess
+from application.app import ItilApplication
+from application.configuration import ci_id
 from domain.commands import (
     AssignIncident,
     CloseIncident,
@@ -35,12 +38,10 @@ from domain.commands import (
 from domain.configuration import DEGRADED, DOWN, OPERATIONAL, RETIRED, ConfigurationItem
 from domain.incident import RESTORED, Incident
 from domain.monitoring import Alarm, AlarmRule, alarm_id, episode_incident_id
-from itil.application import ItilApplication
-from itil.configuration import ci_id
-from itil.web import WebApi
-from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, CiGraphs
+from processes.alarms import AlarmEventsConsumer
 from processes.incidents import MassOutageProcess
 from projections.account_incidents import AccountIncidentsProjection
+from projections.alarms import AlarmsProjection
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.tracking import Delivery
@@ -52,7 +53,8 @@ from streams.contracts import (
     decode_intake,
 )
 from streams.envelope import decode, encode, envelope_of
-from streams.intake import INTAKE_HANDLERS, IntakeProcessor, Outcome
+from streams.intake import IntakeProcessor, Outcome
+from web.api import WebApi
 
 PARIS = ZoneInfo("Europe/Paris")
 ACCOUNT = "resto-chain"
@@ -87,7 +89,7 @@ class Engine:
         )
         self.watch = AlarmEventsConsumer(self.db, self.process)
         self.outages = MassOutageProcess(self.db, self.app)
-        self.intake = IntakeProcessor(self.app, self.db, clock=lambda: self.now)
+        self.intake = IntakeProcessor(self.app, self.db, alarms=self.process, clock=lambda: self.now)
         for owner in (self.registry, self.view, self.incidents, self.process, self.watch, self.outages, self.intake):
             owner.create_tables()
         self.consumers = (self.registry, self.view, self.incidents, self.watch, self.outages)
@@ -180,7 +182,7 @@ class Engine:
         """Every message again, straight to its handler, as if the intake had lost its record of them."""
         for topic, raw in self.messages:
             message = decode_intake(topic, raw)
-            INTAKE_HANDLERS[message.type](self.app, message)
+            self.intake.handlers[message.type](self.app, message)
         self.pump()
 
     # -- setup and reading ----------------------------------------------------------------------

@@ -9,10 +9,10 @@ from uuid import uuid4
 
 import pytest
 
+from application.app import ItilApplication
+from application.batching import GroupCommitter
+from domain import commands as cmd
 from domain.errors import IllegalTransition
-from itil import application as cmd
-from itil.application import ItilApplication
-from itil.batching import GroupCommitter
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -12,9 +12,9 @@ from uuid import uuid4
 
 import pytest
 
+from application.app import ItilApplication
+from application.configuration import ci_id
 from domain.commands import ChangeCiState, LogProblem, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
-from itil.application import ItilApplication
-from itil.configuration import ci_id
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.tracking import Delivery

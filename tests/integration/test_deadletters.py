@@ -14,17 +14,16 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.app import ItilApplication
 from domain.commands import ResolveIncident
-from itil.application import ItilApplication
 from itil.cli_intake import register_intake_cli
-from itil.deadletters import DeadLetterReplays, list_dead_letters, read_dead_letters, replay_dead_letters
 from projections.db import Database
 from streams.broker import EmbeddedBroker
 from streams.contracts import ALERTS_TOPIC, REQUESTS_TOPIC, IntakeMessage, intake_incident_id
+from streams.deadletters import DeadLetterReplays, list_dead_letters, read_dead_letters, replay_dead_letters
 from streams.intake import (
     DEAD,
     DUPLICATE,
-    INTAKE_HANDLERS,
     PROCESSED,
     DeadLetterWriter,
     IntakeConsumer,
@@ -86,7 +85,8 @@ def test_poison_messages_are_dead_lettered_listed_and_replayed_once_after_a_fix(
     ensure_topic(bootstrap, REQUESTS_TOPIC, 1)
     ensure_topic(bootstrap, ALERTS_TOPIC, 2)
 
-    monkeypatch.delitem(INTAKE_HANDLERS, "alarm.raised", raising=False)  # as before the alarms team's handler
+    monkeypatch.delitem(processor.handlers, "alarm.raised", raising=False)  # as before the alarms team's handler
+    monkeypatch.delitem(processor.batch_handlers, "alarm.raised", raising=False)
     incident_id = intake_incident_id("extranet-open-1")
     requester = {"account": "resto-chain", "requester": "j.martin@resto-chain.fr"}
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
@@ -129,7 +129,7 @@ def test_poison_messages_are_dead_lettered_listed_and_replayed_once_after_a_fix(
 
     # the fixes: the alerts team registers its handler; the technician resolves the incident
     raised: list[IntakeMessage] = []
-    monkeypatch.setitem(INTAKE_HANDLERS, "alarm.raised", lambda _app, message: raised.append(message))
+    monkeypatch.setitem(processor.handlers, "alarm.raised", lambda _app, message: raised.append(message))
     app.handle(ResolveIncident(incident_id=incident_id, code="fixed", actor="tech-07", at=T0))
 
     results = {r.id: r for r in replay_dead_letters(letters, processor, replays)}
@@ -214,7 +214,7 @@ def test_the_intake_consumer_carries_out_requests_and_dead_letters_refusals(
 def test_only_intake_dead_letters_are_replayed(sqlite_env: dict[str, str]) -> None:
     from types import SimpleNamespace
 
-    from itil.deadletters import StoredDeadLetter
+    from streams.deadletters import StoredDeadLetter
     from streams.intake import DeadLetter
     from streams.worker import dead_letter
 

@@ -18,16 +18,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from itil import application as cmd
-from itil.application import ItilApplication
-from itil.batching import GroupCommitter
-from itil.web import Caller, Forbidden, WebApi
+from application.app import ItilApplication
+from application.batching import GroupCommitter
+from domain import commands as cmd
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection
 from projections.tracking import Delivery
 from streams.envelope import decode, encode, envelope_of
+from web.api import Caller, Forbidden, WebApi
 
 PARIS = ZoneInfo("Europe/Paris")
 ACCOUNT = "resto-chain"

@@ -11,11 +11,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from application.app import ItilApplication
 from domain.commands import AssignIncident, LogIncident, ResolveIncident
-from itil.application import ItilApplication
 from projections.db import Database
 from streams.contracts import intake_incident_id
-from streams.intake import DEAD, DUPLICATE, INTAKE_HANDLERS, PROCESSED, DeadLetter, IntakeProcessor, Outcome
+from streams.intake import DEAD, DUPLICATE, PROCESSED, DeadLetter, IntakeProcessor, Outcome
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -188,7 +188,8 @@ def test_unknown_accounts_are_dead_lettered_when_the_account_check_says_so(
 def test_types_without_a_handler_yet_are_dead_lettered(
     processor: IntakeProcessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delitem(INTAKE_HANDLERS, "alarm.raised", raising=False)  # as before the alarms team's handler
+    monkeypatch.delitem(processor.handlers, "alarm.raised", raising=False)  # as before the alarms team's handler
+    monkeypatch.delitem(processor.batch_handlers, "alarm.raised", raising=False)
     alarm = {
         "message_id": "centreon-1", "type": "alarm.raised", "schema_version": 1, "sent_at": T0.isoformat(),
         "source": "centreon", "account": "resto-chain", "ci": "router-1", "check": "ping", "severity": "major",

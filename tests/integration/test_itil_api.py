@@ -16,18 +16,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-import itil.changes  # noqa: F401 - importing the areas registers their handlers and routes
-import itil.problems  # noqa: F401
+from application.app import ItilApplication
+from application.configuration import ci_id
 from domain.configuration import KINDS
-from itil.application import ItilApplication
-from itil.configuration import ci_id
-from itil.web import Caller, Forbidden, WebApi
 from projections.account_incidents import AccountIncidentsProjection
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from projections.sla import SlaDashboardProjection
 from projections.tracking import Delivery
 from streams.envelope import decode, encode, envelope_of
+from web.api import Caller, Forbidden, WebApi
 
 PARIS = ZoneInfo("Europe/Paris")
 ACCOUNT = "resto-chain"

@@ -20,14 +20,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-import itil.problems  # noqa: F401 - registers the problem handlers
+from application import problems as prb
+from application.app import ItilApplication
+from domain import commands as cmd
 from domain.contract import Terms, standard_terms
 from domain.errors import InvalidCommand
 from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
-from itil import application as cmd
-from itil import problems as prb
-from itil.application import ItilApplication
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess, recurring_problem_id
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database
@@ -181,7 +180,7 @@ def storm_with_later_changes(app: ItilApplication) -> dict[str, UUID]:
         )
     )
     hand_made = uuid5(IDS, "switch problem")
-    app.handle(prb.LogProblem(id=hand_made, account=ACCOUNT, title="switch reboots", actor="pm",
+    app.handle(cmd.LogProblem(id=hand_made, account=ACCOUNT, title="switch reboots", actor="pm",
                               at=paris(MON, "08:00"), ci="switch-1"))  # fmt: skip
     ids = {"other": log(app, "Other account", paris(MON, "09:00"), "router-1", account="no-contract")}
     for n, day in enumerate((MON, MON, TUE, WED, THU)):  # the series' incidents interleaved, as in a storm

@@ -21,16 +21,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import itil.changes  # noqa: F401 - registers the change handlers
-import itil.problems  # noqa: F401 - registers the problem handlers
+from application import problems as prb
+from application.app import ItilApplication
+from domain import commands as cmd
 from domain.account import Account, account_id
 from domain.errors import DomainError
 from domain.incident import Incident
 from domain.problem import KNOWN_ERROR, RESOLVED, UNDER_INVESTIGATION, Problem
-from itil import application as cmd
-from itil import changes as chg
-from itil import problems as prb
-from itil.application import ItilApplication
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import CommandProcess, MajorIncidentProcess, MassOutageProcess
 from processes.problems import (
@@ -209,11 +206,11 @@ class Engine:
     def change(self, title: str, at: datetime, problem_id: UUID | None, ci: str = "router-resto-042") -> UUID:
         """A normal low-risk change, authorised by the change manager, scheduled and being implemented."""
         change_id = uuid5(IDS, f"change {title}")
-        self.do(chg.RequestChange(id=change_id, account=ACCOUNT, type="normal", title=title, affected_cis=(ci,),
+        self.do(cmd.RequestChange(id=change_id, account=ACCOUNT, type="normal", title=title, affected_cis=(ci,),
                                   actor="n2-network", at=at, problem_id=problem_id))  # fmt: skip
         steps: list[Any] = [
-            chg.SubmitChange(change_id, actor="n2-network", at=at),
-            chg.AssessChange(
+            cmd.SubmitChange(change_id, actor="n2-network", at=at),
+            cmd.AssessChange(
                 change_id,
                 risk="low",
                 impact="router reboot, 5 min",
@@ -222,20 +219,20 @@ class Engine:
                 actor="change-manager",
                 at=at,
             ),
-            chg.ApproveChange(change_id, approver="change-manager", actor="change-manager", at=at),
-            chg.ScheduleChange(
+            cmd.ApproveChange(change_id, approver="change-manager", actor="change-manager", at=at),
+            cmd.ScheduleChange(
                 change_id, start=at + timedelta(hours=12), end=at + timedelta(hours=13), actor="change-manager", at=at
             ),
-            chg.StartChange(change_id, actor="n2-network", at=at + timedelta(hours=12)),
+            cmd.StartChange(change_id, actor="n2-network", at=at + timedelta(hours=12)),
         ]
         for step in steps:
             self.do(step)
         return change_id
 
     def known_error(self, problem_id: UUID, at: datetime, workaround: str = "power-cycle the router") -> None:
-        self.do(prb.StartInvestigation(problem_id, actor="n3-network", at=at))
-        self.do(prb.RecordRootCause(problem_id, analysis="firmware 15.2 leaks memory", actor="n3-network", at=at))
-        self.do(prb.PublishWorkaround(problem_id, workaround=workaround, actor="n3-network", at=at))
+        self.do(cmd.StartInvestigation(problem_id, actor="n3-network", at=at))
+        self.do(cmd.RecordRootCause(problem_id, analysis="firmware 15.2 leaks memory", actor="n3-network", at=at))
+        self.do(cmd.PublishWorkaround(problem_id, workaround=workaround, actor="n3-network", at=at))
 
 
 @pytest.fixture
@@ -383,7 +380,7 @@ def test_incidents_delivered_out_of_order_make_one_problem(engine: Engine) -> No
 def test_after_the_problem_is_resolved_its_series_starts_again(engine: Engine) -> None:
     incidents, problem_id = three_router_incidents(engine)
     engine.known_error(problem_id, paris(FRI, "10:00"))
-    engine.do(prb.ResolveProblem(problem_id, actor="n3-network", at=paris(FRI, "12:00"), notes="router replaced"))
+    engine.do(cmd.ResolveProblem(problem_id, actor="n3-network", at=paris(FRI, "12:00"), notes="router replaced"))
     late = engine.log("R42 down after the replacement", paris(FRI, "18:00"))
     assert late not in linked(engine, problem_id)
     assert engine.incident(late).problem_ids == []
@@ -413,11 +410,11 @@ def test_an_incident_reached_once_its_problem_was_resolved_stays_unlinked_when_t
     engine.known_error(problem_id, paris(FRI, "10:00"))
     with engine.processes_behind():  # the incident, then the problem's resolution, before the process reacts
         late = engine.log("R42 down on Saturday", paris("2026-06-06", "20:00"))
-        engine.do(prb.ResolveProblem(problem_id, actor="n3-network", at=paris("2026-06-07", "09:00"), notes="replaced"))
+        engine.do(cmd.ResolveProblem(problem_id, actor="n3-network", at=paris("2026-06-07", "09:00"), notes="replaced"))
     assert late not in linked(engine, problem_id)  # too late: a resolved problem takes no incident
 
     engine.do(
-        prb.ReopenInvestigation(problem_id, reason="down again", actor="n3-network", at=paris("2026-06-08", "09:00"))
+        cmd.ReopenInvestigation(problem_id, reason="down again", actor="n3-network", at=paris("2026-06-08", "09:00"))
     )
     assert linked(engine, problem_id) == tuple(incidents)
     engine.assert_idempotent()  # nor does a replay, now that it is open again
@@ -554,7 +551,7 @@ def people_do(engine: Engine, name: str, now: datetime, step: Step, incidents: l
         engine.app.handle(cmd.CategoriseIncident(incident_id, category=category, actor="n1", at=at(incident_id)))
     elif step.kind == "hand":
         engine.app.handle(
-            prb.LogProblem(
+            cmd.LogProblem(
                 id=uuid5(IDS, name), account=ACCOUNT, title=name, actor="pm", at=at(incident_id), ci=step.ci,
                 category="power" if step.ci is None else None, incident_ids=(incident_id,),
             )
@@ -563,21 +560,21 @@ def people_do(engine: Engine, name: str, now: datetime, step: Step, incidents: l
         problem_id = problems[step.problem % len(problems)]
         if step.action == "resolve":
             if engine.problem(problem_id).status == "new":
-                engine.app.handle(prb.StartInvestigation(problem_id, actor="n3", at=at(problem_id)))
-                engine.app.handle(prb.RecordRootCause(problem_id, analysis="firmware", actor="n3", at=at(problem_id)))
-            engine.app.handle(prb.ResolveProblem(problem_id, actor="n3", at=at(problem_id), notes="fixed"))
+                engine.app.handle(cmd.StartInvestigation(problem_id, actor="n3", at=at(problem_id)))
+                engine.app.handle(cmd.RecordRootCause(problem_id, analysis="firmware", actor="n3", at=at(problem_id)))
+            engine.app.handle(cmd.ResolveProblem(problem_id, actor="n3", at=at(problem_id), notes="fixed"))
         elif step.action == "reopen":
-            engine.app.handle(prb.ReopenInvestigation(problem_id, reason="again", actor="n3", at=at(problem_id)))
+            engine.app.handle(cmd.ReopenInvestigation(problem_id, reason="again", actor="n3", at=at(problem_id)))
         elif step.action == "close":
-            engine.app.handle(prb.CloseProblem(problem_id, actor="n3", at=at(problem_id)))
+            engine.app.handle(cmd.CloseProblem(problem_id, actor="n3", at=at(problem_id)))
         elif step.action == "cancel":
-            engine.app.handle(prb.CancelProblem(problem_id, reason="no", actor="n3", at=at(problem_id)))
+            engine.app.handle(cmd.CancelProblem(problem_id, reason="no", actor="n3", at=at(problem_id)))
         elif step.action == "unlink":
             at_both = at(problem_id, incident_id)
-            engine.app.handle(prb.RemoveIncidentFromProblem(problem_id, incident_id, actor="n3", at=at_both))
+            engine.app.handle(cmd.RemoveIncidentFromProblem(problem_id, incident_id, actor="n3", at=at_both))
         else:
             engine.app.handle(
-                prb.AddIncidentToProblem(problem_id, incident_id, actor="n3", at=at(problem_id, incident_id))
+                cmd.AddIncidentToProblem(problem_id, incident_id, actor="n3", at=at(problem_id, incident_id))
             )
 
 
@@ -605,7 +602,7 @@ def test_a_published_workaround_is_noted_on_every_open_linked_incident(engine: E
 
 def test_an_incident_unlinked_from_the_problem_gets_neither_its_workaround_nor_its_resolution(engine: Engine) -> None:
     (first, second, third), problem_id = three_router_incidents(engine)
-    engine.do(prb.RemoveIncidentFromProblem(problem_id, second, actor="n2-network", at=paris(FRI, "09:00")))
+    engine.do(cmd.RemoveIncidentFromProblem(problem_id, second, actor="n2-network", at=paris(FRI, "09:00")))
     assert engine.incident(second).problem_ids == []
     assert (linked(engine, problem_id), engine.problem(problem_id).incident_count) == ((first, third), 2)
 
@@ -617,7 +614,7 @@ def test_an_incident_unlinked_from_the_problem_gets_neither_its_workaround_nor_i
     assert linked(engine, problem_id) == (first, third, later)
     assert engine.incident(later).workaround == "power-cycle the router"
 
-    engine.do(prb.ResolveProblem(problem_id, actor="n3-network", at=paris("2026-06-07", "09:00"), notes="replaced"))
+    engine.do(cmd.ResolveProblem(problem_id, actor="n3-network", at=paris("2026-06-07", "09:00"), notes="replaced"))
     assert [engine.incident(i).status for i in (first, second, third, later)] == [
         "resolved", "new", "resolved", "resolved",
     ]  # fmt: skip
@@ -629,7 +626,7 @@ def test_an_incident_linked_by_hand_to_a_known_error_gets_its_workaround(engine:
     engine.known_error(problem_id, paris(FRI, "10:00"), workaround="power-cycle the router")
     elsewhere = engine.log("R42 switch port flapping", paris(FRI, "11:00"), ci="switch-resto-042")
 
-    engine.do(prb.AddIncidentToProblem(problem_id, elsewhere, actor="n2-network", at=paris(FRI, "11:30")))
+    engine.do(cmd.AddIncidentToProblem(problem_id, elsewhere, actor="n2-network", at=paris(FRI, "11:30")))
 
     incident = engine.incident(elsewhere)
     assert (incident.problem_ids, incident.workaround) == ([problem_id], "power-cycle the router")
@@ -644,7 +641,7 @@ def test_a_completed_change_resolves_its_problem_and_the_problem_its_open_incide
     engine.do(cmd.ResolveIncident(third, code="no_fault_found", actor="n2-network", at=paris(FRI, "10:40")))
     change_id = engine.change("Upgrade router-resto-042 to firmware 15.4", paris(FRI, "11:00"), problem_id)
 
-    engine.do(chg.CompleteChange(change_id, actor="n2-network", at=paris("2026-06-06", "00:10"), notes="15.4 running"))
+    engine.do(cmd.CompleteChange(change_id, actor="n2-network", at=paris("2026-06-06", "00:10"), notes="15.4 running"))
 
     problem = engine.problem(problem_id)
     assert (problem.status, problem.resolved_via_change_id) == (RESOLVED, change_id)
@@ -668,8 +665,8 @@ def test_a_change_proposed_on_the_problem_afterwards_resolves_it_too(engine: Eng
     _, problem_id = three_router_incidents(engine)
     engine.known_error(problem_id, paris(FRI, "10:00"))
     change_id = engine.change("Replace router-resto-042", paris(FRI, "11:00"), problem_id=None)
-    engine.do(prb.ProposeChange(problem_id, change_id, actor="n3-network", at=paris(FRI, "11:30")))
-    engine.do(chg.CompleteChange(change_id, actor="field-tech", at=paris("2026-06-06", "00:10")))
+    engine.do(cmd.ProposeChange(problem_id, change_id, actor="n3-network", at=paris(FRI, "11:30")))
+    engine.do(cmd.CompleteChange(change_id, actor="field-tech", at=paris("2026-06-06", "00:10")))
     assert engine.problem(problem_id).resolved_via_change_id == change_id
     engine.assert_idempotent()
 
@@ -678,7 +675,7 @@ def test_a_failed_change_reopens_the_investigation_and_leaves_the_incidents_open
     (first, second, third), problem_id = three_router_incidents(engine)
     engine.known_error(problem_id, paris(FRI, "10:00"))
     change_id = engine.change("Upgrade router-resto-042 to firmware 15.4", paris(FRI, "11:00"), problem_id)
-    engine.do(chg.FailChange(change_id, reason="router did not boot on 15.4", backout_performed="15.2 reinstalled",
+    engine.do(cmd.FailChange(change_id, reason="router did not boot on 15.4", backout_performed="15.2 reinstalled",
                              actor="n2-network", at=paris("2026-06-06", "00:20")))  # fmt: skip
 
     problem = engine.problem(problem_id)
@@ -697,7 +694,7 @@ def test_a_change_completed_before_the_cause_is_known_is_refused_and_logged(
     _, problem_id = three_router_incidents(engine)
     change_id = engine.change("Reboot router-resto-042", paris(FRI, "11:00"), problem_id)
     with caplog.at_level(logging.INFO, logger="processes"):
-        engine.do(chg.CompleteChange(change_id, actor="n2-network", at=paris("2026-06-06", "00:10")))
+        engine.do(cmd.CompleteChange(change_id, actor="n2-network", at=paris("2026-06-06", "00:10")))
     assert engine.problem(problem_id).status == "new"
     assert f"problem {problem_id} is new: not resolved" in caplog.text
     engine.assert_idempotent()
@@ -706,7 +703,7 @@ def test_a_change_completed_before_the_cause_is_known_is_refused_and_logged(
 def test_an_incident_reopened_after_the_problem_resolved_it_is_left_to_people(engine: Engine) -> None:
     (first, _, _), problem_id = three_router_incidents(engine)
     engine.known_error(problem_id, paris(FRI, "10:00"))
-    engine.do(prb.ResolveProblem(problem_id, actor="n3-network", at=paris(FRI, "12:00"), notes="carrier fixed it"))
+    engine.do(cmd.ResolveProblem(problem_id, actor="n3-network", at=paris(FRI, "12:00"), notes="carrier fixed it"))
     assert engine.incident(first).status == "resolved"
     engine.do(cmd.ReopenIncident(first, reason="down again", actor="hotline-n1", at=paris(FRI, "15:00")))
     engine.assert_idempotent()

@@ -9,9 +9,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from application.app import ItilApplication
 from domain.commands import AssignIncident, LogIncident
 from domain.incident import Incident
-from itil.application import ItilApplication
 from projections.account_incidents import AccountIncidentsProjection, Delivery, PartitionGap
 from projections.db import Database
 from streams.broker import EmbeddedBroker

@@ -13,8 +13,8 @@ from uuid import uuid4
 
 import pytest
 
+from domain import commands as cmd
 from domain.commands import ChangeCiState, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
-from itil import application as cmd
 from itil.rebuild import all_projections, event_topics, rebuild
 from projections.db import Database
 from projections.tracking import STORE_TOPIC, Delivery, Projection

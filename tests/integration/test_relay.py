@@ -13,8 +13,8 @@ from uuid import uuid4
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from application.app import ItilApplication
 from domain.commands import AssignIncident, LogIncident, ResolveIncident
-from itil.application import ItilApplication
 from projections.db import Database
 from streams.broker import EmbeddedBroker
 from streams.envelope import decode

@@ -16,8 +16,8 @@ from unittest import mock
 import pytest
 from marshmallow import ValidationError
 
+from application.app import ItilApplication
 from domain.monitoring import Alarm
-from itil.application import ItilApplication
 from projections.db import Database, WriterLock, WriterLockTimeout, sqlite_writer_lock
 from streams.envelope import ENVELOPE_SCHEMA, decode, encode, envelope_of
 from tests.conftest import ROOT, wait_for

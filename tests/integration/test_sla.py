@@ -14,12 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from application.app import ItilApplication
+from application.whatif import what_if_statement
+from domain import commands as cmd
 from domain.calendar import always, business_hours
 from domain.contract import Escalation, Terms
 from domain.errors import IllegalTransition
-from itil import application as cmd
-from itil.application import ItilApplication
-from itil.whatif import what_if_statement
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database

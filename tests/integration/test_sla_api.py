@@ -17,8 +17,8 @@ from uuid import uuid4
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from itil.web import WebApi
 from tests.integration.test_sla import Engine, H, office_terms, paris
+from web.api import WebApi
 
 ACCOUNT = "resto-chain"
 OFFICE_HOURS: dict[str, Any] = {

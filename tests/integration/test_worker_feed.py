@@ -12,8 +12,8 @@ from uuid import UUID
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from application.app import ItilApplication
 from domain.incident import Incident
-from itil.application import ItilApplication
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
 from streams.broker import EmbeddedBroker

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+from application.app import ItilApplication
 from domain.account import Account
 from domain.commands import (
     AcknowledgeIncident,
@@ -41,7 +42,6 @@ from domain.commands import (
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, RESTORED, Incident
 from domain.priority import DEFAULT_MATRIX, matrix_of_rows
-from itil.application import ItilApplication
 
 INCIDENT_ID = UUID("0b6a7d4e-0000-4000-8000-000000000001")
 UNKNOWN_ID = UUID("0b6a7d4e-0000-4000-8000-0000000000ff")

@@ -14,16 +14,6 @@ from aiohttp.test_utils import make_mocked_request
 from marshmallow import fields
 
 from itil.cli_intake import register_intake_cli
-from itil.contracts_export import (
-    CONTRACTS_DIR,
-    JSON_SCHEMA_DIALECT,
-    asyncapi_document,
-    asyncapi_route,
-    documents,
-    field_schema,
-    json_schema_route,
-    json_schemas,
-)
 from streams.contracts import (
     CONTRACTS,
     INCIDENT_COMMAND_ARGS,
@@ -35,7 +25,16 @@ from streams.contracts import (
     describe_errors,
     intake_incident_id,
 )
+from streams.contracts_export import (
+    CONTRACTS_DIR,
+    JSON_SCHEMA_DIALECT,
+    asyncapi_document,
+    documents,
+    field_schema,
+    json_schemas,
+)
 from streams.intake import INCIDENT_COMMAND_TYPES
+from web.contracts import asyncapi_route, json_schema_route
 
 EXAMPLES = sorted(MESSAGE_CONTRACTS)
 

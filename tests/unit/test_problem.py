@@ -15,6 +15,9 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
+from application import problems as prb
+from application.app import ItilApplication
+from domain import commands as cmd
 from domain.commands import LinkIncidentToProblem, LogIncident
 from domain.errors import DomainError, IllegalTransition, InvalidCommand
 from domain.incident import Incident
@@ -34,8 +37,6 @@ from domain.problem import (
     log_for,
     unlink,
 )
-from itil import problems as prb
-from itil.application import ItilApplication
 
 PROBLEM_ID = UUID("7a2d0c1b-0000-4000-8000-000000000007")
 INCIDENT_1 = UUID("6f1c1e0a-0000-4000-8000-000000000001")
@@ -1109,16 +1110,16 @@ def test_a_problem_stored_by_version_1_loads_and_its_links_follow_its_history(tm
     with pytest.raises(
         IllegalTransition, match=f"cannot link incident {INCIDENT_1} to problem .*: it is already linked"
     ):
-        app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(10)))
+        app.handle(cmd.AddIncidentToProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(10)))
 
-    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(11)))  # never named it
-    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(12)))
-    problem = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(13)))
+    app.handle(cmd.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(11)))  # never named it
+    app.handle(cmd.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(12)))
+    problem = app.handle(cmd.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(13)))
 
     assert prb.incidents_of(app, problem) == (INCIDENT_3,) and problem.incident_count == 1
     assert [app.get_incident(i).problem_ids for i in (INCIDENT_1, INCIDENT_2, INCIDENT_3)] == [[], [], [PROBLEM_ID]]
     with pytest.raises(IllegalTransition, match=f"cannot unlink incident {INCIDENT_1} .*: it is not linked to it"):
-        app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(14)))
+        app.handle(cmd.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(14)))
 
 
 def test_a_snapshot_taken_by_version_1_loads_with_the_count_of_its_incidents(tmp_path: Path) -> None:
@@ -1144,7 +1145,7 @@ def test_a_snapshot_taken_by_version_1_loads_with_the_count_of_its_incidents(tmp
 def test_snapshots_hold_the_count_of_incidents_not_their_ids(tmp_path: Path) -> None:
     app = _app(tmp_path)
     _incidents(app, INCIDENT_1, INCIDENT_2)
-    app.handle(prb.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
+    app.handle(cmd.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
                               incident_ids=(INCIDENT_1, INCIDENT_2)))  # fmt: skip
     app.take_snapshot(PROBLEM_ID)
 
@@ -1158,14 +1159,14 @@ def test_snapshots_hold_the_count_of_incidents_not_their_ids(tmp_path: Path) -> 
 def test_the_incidents_kept_for_a_problem_follow_its_versions(tmp_path: Path) -> None:
     app = _app(tmp_path)
     _incidents(app, INCIDENT_1, INCIDENT_2, INCIDENT_3)
-    app.handle(prb.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
+    app.handle(cmd.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
                               incident_ids=(INCIDENT_1,)))  # fmt: skip
-    earlier = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(1)))
+    earlier = app.handle(cmd.AddIncidentToProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(1)))
     kept = prb.LinkedIncidents(app)
     assert (earlier.version, kept.of(earlier)) == (2, (INCIDENT_1, INCIDENT_2))
 
-    app.handle(prb.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(2)))
-    latest = app.handle(prb.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(3)))
+    app.handle(cmd.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(2)))
+    latest = app.handle(cmd.AddIncidentToProblem(PROBLEM_ID, INCIDENT_3, actor="pm", at=at(3)))
 
     assert kept.of(latest) == (INCIDENT_2, INCIDENT_3) == linked_incidents(app.events.get(PROBLEM_ID))
     assert kept.of(earlier) == (INCIDENT_1, INCIDENT_2)  # an older state of it, read afresh

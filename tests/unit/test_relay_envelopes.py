@@ -18,17 +18,11 @@ from eventsourcing.persistence import Notification, StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import itil.changes  # noqa: F401 - registers the change handlers
-import itil.configuration  # noqa: F401 - registers the configuration handlers
-import itil.problems  # noqa: F401 - registers the problem handlers
+from application.app import ItilApplication
+from domain import commands as cmd
 from domain.contract import Terms
 from domain.errors import DomainError
 from domain.monitoring import Alarm
-from itil import application as cmd
-from itil import changes as chg
-from itil import configuration as cfg
-from itil import problems as prb
-from itil.application import ItilApplication
 from streams.envelope import StoredEnvelopes, encode, envelope_of, event_id, record_of
 from tests.integration.test_process_batches import storm_with_later_changes
 from tests.integration.test_processes import Engine
@@ -101,7 +95,7 @@ def fill(engine: Engine) -> None:
             at=at(2),
             name="Contrat café",
         ),
-        cfg.RegisterCi(
+        cmd.RegisterCi(
             account=account,
             ci_name="tpe-0042",
             kind="payment_terminal",
@@ -109,12 +103,12 @@ def fill(engine: Engine) -> None:
             at=at(3),
             attributes={"modèle": "X9", "série": "42"},
         ),
-        cfg.RegisterCi(account=account, ci_name="router-1", kind="router", actor="cmdb", at=at(3)),
-        cfg.RelateCis(
+        cmd.RegisterCi(account=account, ci_name="router-1", kind="router", actor="cmdb", at=at(3)),
+        cmd.RelateCis(
             account=account, ci_name="tpe-0042", relation="depends_on", target_ci="router-1", actor="cmdb", at=at(4)
         ),
-        cfg.UpdateCiAttributes(account=account, ci_name="tpe-0042", attributes={"série": "43"}, actor="cmdb", at=at(5)),
-        cfg.ChangeCiState(account=account, ci_name="router-1", state="down", reason="panne", actor="fleet", at=at(6)),
+        cmd.UpdateCiAttributes(account=account, ci_name="tpe-0042", attributes={"série": "43"}, actor="cmdb", at=at(5)),
+        cmd.ChangeCiState(account=account, ci_name="router-1", state="down", reason="panne", actor="fleet", at=at(6)),
     )
     for n in range(3):
         incident = uuid5(IDS, f"incident {n}")
@@ -177,7 +171,7 @@ def fill(engine: Engine) -> None:
         ),
         cmd.AttachIncident(other, second, "n1", at(301)),
         cmd.CancelIncident(other, "doublon", "n1", at(302)),
-        prb.LogProblem(
+        cmd.LogProblem(
             id=problem,
             account=account,
             title="TPE X9 instables",
@@ -186,11 +180,11 @@ def fill(engine: Engine) -> None:
             ci="tpe-0042",
             incident_ids=(first,),
         ),
-        prb.AddIncidentToProblem(problem, second, "pm", at(401)),
-        prb.StartInvestigation(problem, "pm", at(402)),
-        prb.RecordRootCause(problem, "firmware 1.2 défectueux", "pm", at(403)),
-        prb.PublishWorkaround(problem, "redémarrer le TPE", "pm", at(404)),
-        chg.RequestChange(
+        cmd.AddIncidentToProblem(problem, second, "pm", at(401)),
+        cmd.StartInvestigation(problem, "pm", at(402)),
+        cmd.RecordRootCause(problem, "firmware 1.2 défectueux", "pm", at(403)),
+        cmd.PublishWorkaround(problem, "redémarrer le TPE", "pm", at(404)),
+        cmd.RequestChange(
             id=change,
             account=account,
             type="normal",
@@ -200,20 +194,20 @@ def fill(engine: Engine) -> None:
             at=at(405),
             problem_id=problem,
         ),
-        prb.ProposeChange(problem, change, "pm", at(406)),
-        chg.SubmitChange(change, "pm", at(407)),
-        chg.AssessChange(change, "low", "minor", "flasher", "reflasher 1.2", "cm", at(408)),
-        chg.ConveneCab(change, ("cab-1", "cab-2"), "cm", at(409)),
-        chg.ApproveChange(change, "cab-1", "cab-1", at(410)),
-        chg.ApproveChange(change, "cab-2", "cab-2", at(411)),
-        chg.ScheduleChange(change, at(2000), at(2060), "cm", at(412)),
-        chg.StartChange(change, "tech", at(2001)),
-        chg.CompleteChange(change, "tech", at(2050), notes="fait"),
-        chg.ReviewChange(change, "successful", "cm", at(2100)),
-        chg.CloseChange(change, "cm", at(2101)),
-        prb.ResolveProblem(problem, "pm", at(2102), via_change_id=change),
-        prb.CloseProblem(problem, "pm", at(2103)),
-        chg.AddFreezeWindow(account, "soldes", at(5000), at(6000), "cm", at(2104), "soldes d'été"),
+        cmd.ProposeChange(problem, change, "pm", at(406)),
+        cmd.SubmitChange(change, "pm", at(407)),
+        cmd.AssessChange(change, "low", "minor", "flasher", "reflasher 1.2", "cm", at(408)),
+        cmd.ConveneCab(change, ("cab-1", "cab-2"), "cm", at(409)),
+        cmd.ApproveChange(change, "cab-1", "cab-1", at(410)),
+        cmd.ApproveChange(change, "cab-2", "cab-2", at(411)),
+        cmd.ScheduleChange(change, at(2000), at(2060), "cm", at(412)),
+        cmd.StartChange(change, "tech", at(2001)),
+        cmd.CompleteChange(change, "tech", at(2050), notes="fait"),
+        cmd.ReviewChange(change, "successful", "cm", at(2100)),
+        cmd.CloseChange(change, "cm", at(2101)),
+        cmd.ResolveProblem(problem, "pm", at(2102), via_change_id=change),
+        cmd.CloseProblem(problem, "pm", at(2103)),
+        cmd.AddFreezeWindow(account, "soldes", at(5000), at(6000), "cm", at(2104), "soldes d'été"),
     )
     for n in range(5):
         alarm = Alarm.track(account=account, dedup_key=f"tpe-{n}/ping", actor="centreon", at=at(n))

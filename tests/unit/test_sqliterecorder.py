@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from itil.application import ItilApplication
+from application.app import ItilApplication
 from itil.sqliterecorder import ManyInsertRecorder
 
 

@@ -23,8 +23,8 @@ from eventsourcing.persistence import (
 from hypothesis import given
 from hypothesis import strategies as st
 
+from application.app import ItilApplication
 from domain.commands import LogIncident
-from itil.application import ItilApplication
 from itil.transcoder import OrjsonTranscoder
 
 INCIDENT_ID = UUID("0b6a7d4e-0000-4000-8000-000000000001")

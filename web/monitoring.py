@@ -1,17 +1,13 @@
-"""Supervision settings and views: each account's alarm rules, and its open alarms.
-
-Importing this module registers the SetAlarmRules handler (with `handles`), the routes (in
-EXTRA_ROUTES) and, through processes.alarms, the intake handlers of the alarm and fleet messages.
-"""
+"""HTTP routes of the monitoring area: parse the request, issue the command or query, reply."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
+from application.monitoring import alarm_rules
 from domain.commands import SetAlarmRules
 from domain.errors import InvalidCommand
 from domain.monitoring import (
@@ -21,52 +17,9 @@ from domain.monitoring import (
     RESTORE,
     SEVERITIES,
     AlarmRule,
-    MonitoringPolicy,
-    check_rules,
-    policy_id,
-    rules_summary,
 )
-from itil.application import ItilApplication, handles
-from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
-from processes.alarms import AlarmsProjection
-
-# -- commands -------------------------------------------------------------------------------------
-
-
-def find_policy(app: ItilApplication, account: str) -> MonitoringPolicy | None:
-    if not isinstance(account, str) or not account.strip():
-        return None
-    return app.find(policy_id(account), MonitoringPolicy)
-
-
-def alarm_rules(app: ItilApplication, account: str) -> dict[str, Any]:
-    """The account's alarm rules and the default ones (version 0: it never set any)."""
-    policy = find_policy(app, account)
-    return policy.summary() if policy is not None else rules_summary(account.strip(), ())
-
-
-@handles(SetAlarmRules)
-def set_alarm_rules(app: ItilApplication, command: SetAlarmRules) -> MonitoringPolicy:
-    """Define the account's rules, or replace them; setting the rules it already has changes nothing."""
-    if not isinstance(command.account, str) or not command.account.strip():
-        raise InvalidCommand("account is required")
-    policy = app.create(
-        policy_id(command.account),
-        MonitoringPolicy,
-        lambda: MonitoringPolicy.define(
-            account=command.account, rules=command.rules, actor=command.actor, at=command.at
-        ),
-    )
-    if policy.rules == check_rules(command.rules):
-        return policy
-
-    def change(policy: MonitoringPolicy) -> None:
-        policy.set_rules(rules=command.rules, actor=command.actor, at=command.at)
-
-    [changed] = app.update([(policy_id(command.account), MonitoringPolicy, "monitoring policy")], change)
-    result: MonitoringPolicy = changed
-    return result
-
+from projections.alarms import AlarmsProjection
+from web.api import Route, WebApi, read_body, reply
 
 # -- HTTP -----------------------------------------------------------------------------------------
 
@@ -127,10 +80,8 @@ async def get_alarms(api: WebApi, request: web.Request) -> web.Response:
     return reply({"account": account, "alarms": alarms})
 
 
-EXTRA_ROUTES.extend(
-    [
-        Route("GET", "/api/accounts/{account}/alarm-rules", get_alarm_rules, "account.read", "path"),
-        Route("PUT", "/api/accounts/{account}/alarm-rules", put_alarm_rules, "account.admin", "path"),
-        Route("GET", "/api/accounts/{account}/alarms", get_alarms, "account.read", "path"),
-    ]
+ROUTES = (
+    Route("GET", "/api/accounts/{account}/alarm-rules", get_alarm_rules, "account.read", "path"),
+    Route("PUT", "/api/accounts/{account}/alarm-rules", put_alarm_rules, "account.admin", "path"),
+    Route("GET", "/api/accounts/{account}/alarms", get_alarms, "account.read", "path"),
 )

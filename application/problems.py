@@ -5,20 +5,20 @@ Importing this module registers the handlers (with `handles`) and the routes (in
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from types import MappingProxyType
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-from aiohttp import web
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
-from marshmallow import Schema, fields, validate
 
+from application.app import ItilApplication
+from application.conflicts import CONFLICT_RETRIES, ConcurrencyConflict
 from domain.change import CLOSED as CHANGE_CLOSED
 from domain.change import FAILED as CHANGE_FAILED
 from domain.change import IMPLEMENTED as CHANGE_IMPLEMENTED
@@ -37,11 +37,9 @@ from domain.commands import (
     ResolveProblem,
     StartInvestigation,
 )
-from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.errors import IllegalTransition, InvalidCommand
 from domain.incident import Incident
 from domain.problem import Problem, link, linked_incidents, log_for, unlink
-from itil.application import CONFLICT_RETRIES, ConcurrencyConflict, ItilApplication, handles
-from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
 from streams.envelope import envelope_of
 
 # -- commands -------------------------------------------------------------------------------------
@@ -118,7 +116,6 @@ def _history_if_needed(app: ItilApplication, problem: Problem) -> tuple[UUID, ..
     return None if problem.links_on_incidents else incidents_of(app, problem)
 
 
-@handles(LogProblem)
 def log_problem(app: ItilApplication, c: LogProblem) -> Problem:
     """Log the problem and link its incidents to it, in one save."""
     for _attempt in range(CONFLICT_RETRIES):
@@ -155,7 +152,6 @@ def _on_link(
     return result
 
 
-@handles(AddIncidentToProblem)
 def add_incident(app: ItilApplication, c: AddIncidentToProblem) -> Problem:
     def act(problem: Problem, incident: Incident) -> None:
         link(problem, incident, actor=c.actor, at=c.at, linked_by_history=_history_if_needed(app, problem))
@@ -163,7 +159,6 @@ def add_incident(app: ItilApplication, c: AddIncidentToProblem) -> Problem:
     return _on_link(app, c.problem_id, c.incident_id, act)
 
 
-@handles(RemoveIncidentFromProblem)
 def remove_incident(app: ItilApplication, c: RemoveIncidentFromProblem) -> Problem:
     def act(problem: Problem, incident: Incident) -> None:
         unlink(problem, incident, actor=c.actor, at=c.at, linked_by_history=_history_if_needed(app, problem))
@@ -171,24 +166,20 @@ def remove_incident(app: ItilApplication, c: RemoveIncidentFromProblem) -> Probl
     return _on_link(app, c.problem_id, c.incident_id, act)
 
 
-@handles(StartInvestigation)
 def start_investigation(app: ItilApplication, c: StartInvestigation) -> Problem:
     return _on_problem(app, c.problem_id, lambda p: p.investigate(actor=c.actor, at=c.at))
 
 
-@handles(RecordRootCause)
 def record_root_cause(app: ItilApplication, c: RecordRootCause) -> Problem:
     return _on_problem(app, c.problem_id, lambda p: p.record_root_cause(analysis=c.analysis, actor=c.actor, at=c.at))
 
 
-@handles(PublishWorkaround)
 def publish_workaround(app: ItilApplication, c: PublishWorkaround) -> Problem:
     return _on_problem(
         app, c.problem_id, lambda p: p.publish_workaround(workaround=c.workaround, actor=c.actor, at=c.at)
     )
 
 
-@handles(ProposeChange)
 def propose_change(app: ItilApplication, c: ProposeChange) -> Problem:
     def act(problem: Problem, change: Change) -> None:
         if change.account != problem.account:
@@ -203,7 +194,6 @@ def propose_change(app: ItilApplication, c: ProposeChange) -> Problem:
     return result
 
 
-@handles(ResolveProblem)
 def resolve_problem(app: ItilApplication, c: ResolveProblem) -> Problem:
     if c.via_change_id is None:
         return _on_problem(
@@ -225,17 +215,14 @@ def resolve_problem(app: ItilApplication, c: ResolveProblem) -> Problem:
     return result
 
 
-@handles(ReopenInvestigation)
 def reopen_investigation(app: ItilApplication, c: ReopenInvestigation) -> Problem:
     return _on_problem(app, c.problem_id, lambda p: p.reopen_investigation(reason=c.reason, actor=c.actor, at=c.at))
 
 
-@handles(CloseProblem)
 def close_problem(app: ItilApplication, c: CloseProblem) -> Problem:
     return _on_problem(app, c.problem_id, lambda p: p.close(actor=c.actor, at=c.at))
 
 
-@handles(CancelProblem)
 def cancel_problem(app: ItilApplication, c: CancelProblem) -> Problem:
     return _on_problem(app, c.problem_id, lambda p: p.cancel(reason=c.reason, actor=c.actor, at=c.at))
 
@@ -304,144 +291,19 @@ def timeline_of(events: Iterable[DomainEventProtocol[UUID]]) -> list[dict[str, A
     return entries
 
 
-# -- HTTP -----------------------------------------------------------------------------------------
-
-
-class CommandBody(Schema):
-    """What every command body may carry: when it happened and, without X-Actor, who acted."""
-
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "when it happened; default now"})
-    actor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-
-
-def _text(max_length: int = 20000, required: bool = True) -> fields.String:
-    if required:
-        return fields.String(required=True, validate=validate.Length(min=1, max=max_length))
-    return fields.String(load_default="", validate=validate.Length(max=max_length))
-
-
-class LogProblemBody(CommandBody):
-    id = fields.UUID(load_default=None, metadata={"description": "client-chosen id makes retries safe"})
-    account = _text(200)
-    title = _text(500)
-    description = _text(required=False)
-    ci = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-    category = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-    incident_ids = fields.List(fields.UUID(), load_default=list)
-
-
-class IncidentBody(CommandBody):
-    incident_id = fields.UUID(required=True)
-
-
-class AnalysisBody(CommandBody):
-    analysis = _text()
-
-
-class WorkaroundBody(CommandBody):
-    workaround = _text()
-
-
-class ChangeIdBody(CommandBody):
-    change_id = fields.UUID(required=True)
-
-
-class ResolveProblemBody(CommandBody):
-    via_change_id = fields.UUID(load_default=None, metadata={"description": "the change that removed the cause"})
-    notes = _text(required=False)
-
-
-class ReasonBody(CommandBody):
-    reason = _text(5000)
-
-
-PROBLEM_COMMANDS: dict[str, tuple[Schema, type]] = {
-    "link-incident": (IncidentBody(), AddIncidentToProblem),
-    "unlink-incident": (IncidentBody(), RemoveIncidentFromProblem),
-    "investigate": (CommandBody(), StartInvestigation),
-    "root-cause": (AnalysisBody(), RecordRootCause),
-    "workaround": (WorkaroundBody(), PublishWorkaround),
-    "propose-change": (ChangeIdBody(), ProposeChange),
-    "resolve": (ResolveProblemBody(), ResolveProblem),
-    "reopen-investigation": (ReasonBody(), ReopenInvestigation),
-    "close": (CommandBody(), CloseProblem),
-    "cancel": (ReasonBody(), CancelProblem),
-}
-"""POST /api/problems/{problem_id}/{command}: the body's schema and the command it becomes."""
-
-
-def id_in_path(request: web.Request, key: str, what: str) -> UUID:
-    text = request.match_info[key]
-    try:
-        return UUID(text)
-    except ValueError:
-        raise NotFound(f"there is no {what} {text!r}: not a {what} id") from None
-
-
-async def load_in_path(api: WebApi, request: web.Request, key: str, kind: type[Aggregate], what: str) -> Any:
-    """The aggregate named in the path (404 when there is none)."""
-    return await asyncio.to_thread(api.app.load, id_in_path(request, key, what), kind, what)
-
-
-async def problem_account(api: WebApi, request: web.Request) -> str | None:
-    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
-    return problem.account
-
-
-async def command_of(api: WebApi, request: web.Request, commands: dict[str, tuple[Schema, type]], **ids: Any) -> Any:
-    """The command named by the path's {command}, built from the validated body."""
-    name = request.match_info["command"]
-    if name not in commands:
-        raise NotFound(f"unknown command {name!r}; use one of {', '.join(commands)}")
-    schema, command_class = commands[name]
-    data = schema.load(await read_body(request))
-    actor, at = api.actor_and_at(request, data)
-    data.update(actor=actor, at=at, **ids)
-    return command_class(**data)
-
-
-async def log_problem_route(api: WebApi, request: web.Request) -> web.Response:
-    data = LogProblemBody().load(await read_body(request))
-    actor, at = api.actor_and_at(request, data)
-    command = LogProblem(
-        id=data["id"] or uuid4(), account=data["account"], title=data["title"], actor=actor, at=at,
-        description=data["description"], ci=data["ci"], category=data["category"],
-        incident_ids=tuple(data["incident_ids"]),
-    )  # fmt: skip
-    problem = await asyncio.to_thread(api.app.handle, command)
-    body = await asyncio.to_thread(problem_body, api.app, problem)
-    return reply(body, status=201, headers={"Location": f"/api/problems/{problem.id}"})
-
-
-async def problem_command_route(api: WebApi, request: web.Request) -> web.Response:
-    problem_id = id_in_path(request, "problem_id", _PROBLEM)
-    command = await command_of(api, request, PROBLEM_COMMANDS, problem_id=problem_id)
-    problem = await asyncio.to_thread(api.app.handle, command)
-    return reply(await asyncio.to_thread(problem_body, api.app, problem))
-
-
-async def get_problem_route(api: WebApi, request: web.Request) -> web.Response:
-    """The problem as the store has it now, with its whole story."""
-    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
-    return reply(await asyncio.to_thread(problem_story, api.app, problem))
-
-
-def problem_body(app: ItilApplication, problem: Problem) -> dict[str, Any]:
-    """What the API answers about a problem: its state and the incidents linked to it."""
-    return {**problem.summary(), "linked_incidents": [str(i) for i in incidents_of(app, problem)]}
-
-
-def problem_story(app: ItilApplication, problem: Problem) -> dict[str, Any]:
-    """The problem, the incidents linked to it and its timeline, from one reading of its history."""
-    history = history_of(app, problem)
-    linked = [str(i) for i in linked_incidents(history)]
-    return {**problem.summary(), "linked_incidents": linked, "timeline": timeline_of(history)}
-
-
-EXTRA_ROUTES.extend(
-    [
-        Route("POST", "/api/problems", log_problem_route, "problem.log", "body"),
-        Route("GET", "/api/problems/{problem_id}", get_problem_route, "problem.read", problem_account),
-        Route("POST", "/api/problems/{problem_id}/{command}", problem_command_route, "problem.update", problem_account),
-    ]
+HANDLERS = MappingProxyType(
+    {
+        LogProblem: log_problem,
+        AddIncidentToProblem: add_incident,
+        RemoveIncidentFromProblem: remove_incident,
+        StartInvestigation: start_investigation,
+        RecordRootCause: record_root_cause,
+        PublishWorkaround: publish_workaround,
+        ProposeChange: propose_change,
+        ResolveProblem: resolve_problem,
+        ReopenInvestigation: reopen_investigation,
+        CloseProblem: close_problem,
+        CancelProblem: cancel_problem,
+    }
 )
+"""Command class -> handler(app, command) of this area; the application's table is built from these."""

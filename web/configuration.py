@@ -1,122 +1,20 @@
-"""Configuration management: the commands on CIs, their handlers, and the routes of /api/cis.
-
-A CI's id is derived from its account and name (`ci_id`), so incidents, changes and processes
-name CIs the way people do and a repeated registration finds the CI it already made.
-Importing this module registers the handlers (with `handles`) and the routes (in EXTRA_ROUTES).
-"""
+"""HTTP routes of the configuration area: parse the request, issue the command or query, reply."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
+from application.configuration import _find, _what
 from domain.commands import ChangeCiState, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
-from domain.configuration import KINDS, RELATIONS, STATES, ConfigurationItem
-from domain.errors import IllegalTransition, NotFound
-from itil.application import ItilApplication, handles
-from itil.web import EXTRA_ROUTES, Route, WebApi, read_body, reply
+from domain.configuration import KINDS, RELATIONS, STATES
+from domain.errors import NotFound
 from projections.configuration import CiRegistryProjection
-
-_CI_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:configuration-item")
-
-
-def ci_id(account: str, ci_name: str) -> UUID:
-    """The id of the CI named `ci_name` on `account` (names are trimmed, as the aggregate keeps them)."""
-    return uuid5(_CI_NS, f"{account.strip()}/{ci_name.strip()}")
-
-
-# -- commands -------------------------------------------------------------------------------------
-
-
-# -- handlers -------------------------------------------------------------------------------------
-
-
-def _what(account: str, ci_name: str) -> str:
-    return f"CI {ci_name!r} on account {account}"
-
-
-def _find(app: ItilApplication, account: str, ci_name: str) -> ConfigurationItem | None:
-    if not account.strip() or not ci_name.strip():
-        return None
-    return app.find(ci_id(account, ci_name), ConfigurationItem)
-
-
-def _on_ci(
-    app: ItilApplication, account: str, ci_name: str, act: Callable[[ConfigurationItem], None]
-) -> ConfigurationItem:
-    if _find(app, account, ci_name) is None:
-        raise NotFound(f"there is no {_what(account, ci_name)}")
-    [ci] = app.update([(ci_id(account, ci_name), ConfigurationItem, "CI")], act)
-    result: ConfigurationItem = ci
-    return result
-
-
-@handles(RegisterCi)
-def register_ci(app: ItilApplication, c: RegisterCi) -> ConfigurationItem:
-    existing = _find(app, c.account, c.ci_name)
-    if existing is not None:
-        if existing.kind != c.kind:
-            raise IllegalTransition(
-                f"cannot register {_what(c.account, c.ci_name)} as a {c.kind}: it is already registered"
-                f" as a {existing.kind} ({existing.id})"
-            )
-        return existing  # the same registration carried out twice has the effect of once
-    return app.create(
-        ci_id(c.account, c.ci_name),
-        ConfigurationItem,
-        lambda: ConfigurationItem.register(
-            id=ci_id(c.account, c.ci_name),
-            account=c.account,
-            ci_name=c.ci_name,
-            kind=c.kind,
-            actor=c.actor,
-            at=c.at,
-            attributes=c.attributes,
-        ),  # fmt: skip
-    )
-
-
-@handles(RelateCis)
-def relate_cis(app: ItilApplication, c: RelateCis) -> ConfigurationItem:
-    if c.target_ci.strip() != c.ci_name.strip() and _find(app, c.account, c.target_ci) is None:
-        raise NotFound(f"there is no {_what(c.account, c.target_ci)} to relate {c.ci_name!r} to; register it first")
-    return _on_ci(
-        app, c.account, c.ci_name,
-        lambda ci: ci.relate(relation=c.relation, target_ci=c.target_ci, actor=c.actor, at=c.at),
-    )  # fmt: skip
-
-
-@handles(UnrelateCis)
-def unrelate_cis(app: ItilApplication, c: UnrelateCis) -> ConfigurationItem:
-    return _on_ci(
-        app, c.account, c.ci_name,
-        lambda ci: ci.unrelate(relation=c.relation, target_ci=c.target_ci, actor=c.actor, at=c.at),
-    )  # fmt: skip
-
-
-@handles(ChangeCiState)
-def change_ci_state(app: ItilApplication, c: ChangeCiState) -> ConfigurationItem:
-    return _on_ci(
-        app, c.account, c.ci_name, lambda ci: ci.change_state(state=c.state, reason=c.reason, actor=c.actor, at=c.at)
-    )
-
-
-@handles(UpdateCiAttributes)
-def update_ci_attributes(app: ItilApplication, c: UpdateCiAttributes) -> ConfigurationItem:
-    return _on_ci(
-        app, c.account, c.ci_name, lambda ci: ci.update_attributes(attributes=c.attributes, actor=c.actor, at=c.at)
-    )
-
-
-@handles(RetireCi)
-def retire_ci(app: ItilApplication, c: RetireCi) -> ConfigurationItem:
-    return _on_ci(app, c.account, c.ci_name, lambda ci: ci.retire(reason=c.reason, actor=c.actor, at=c.at))
-
+from web.api import Route, WebApi, read_body, reply
 
 # -- HTTP -----------------------------------------------------------------------------------------
 
@@ -230,11 +128,9 @@ async def get_ci_route(api: WebApi, request: web.Request) -> web.Response:
     return reply(body)
 
 
-EXTRA_ROUTES.extend(
-    [
-        Route("POST", "/api/cis/{account}", register_ci_route, "ci.register", "path"),
-        Route("GET", "/api/cis/{account}", list_cis_route, "account.read", "path"),
-        Route("GET", "/api/cis/{account}/{ci}", get_ci_route, "account.read", "path"),
-        Route("POST", "/api/cis/{account}/{ci}/{command}", ci_command_route, "ci.update", "path"),
-    ]
+ROUTES = (
+    Route("POST", "/api/cis/{account}", register_ci_route, "ci.register", "path"),
+    Route("GET", "/api/cis/{account}", list_cis_route, "account.read", "path"),
+    Route("GET", "/api/cis/{account}/{ci}", get_ci_route, "account.read", "path"),
+    Route("POST", "/api/cis/{account}/{ci}/{command}", ci_command_route, "ci.update", "path"),
 )

@@ -11,9 +11,9 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from application.app import ItilApplication, carry_out
 from domain.contract import SlaTerms, Terms, terms_in_force
 from domain.sla import IncidentSla
-from itil.application import ItilApplication, carry_out
 from processes.sla import command_for
 from projections.account_incidents import AccountIncidentsProjection
 from projections.sla import statement

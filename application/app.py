@@ -16,92 +16,31 @@ from eventsourcing.application import AggregateNotFoundError, Application, Proce
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
+from application.conflicts import CONFLICT_RETRIES, ConcurrencyConflict
+from application.incidents import INCIDENT_CHANGES
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.commands import (
-    AcknowledgeIncident,
     AddContractVersion,
-    AssignIncident,
-    AttachIncident,
-    CancelIncident,
     CancelSlaClocks,
-    CategoriseIncident,
     CheckSlaClocks,
-    CloseIncident,
-    CommentIncident,
-    DeclareMajorIncident,
-    EscalateIncidentFunctionally,
-    EscalateIncidentHierarchically,
-    HoldIncident,
-    InformRoc,
-    LinkIncidentToProblem,
     LogIncident,
-    NoteWorkaround,
     PauseSlaClocks,
-    RegisterAccount,
-    ReopenIncident,
-    ReprioritiseIncident,
-    ResolveIncident,
     RestartSlaClocks,
-    RestoreService,
-    ResumeIncident,
     ResumeSlaClocks,
     RetargetSlaClocks,
-    SetAccountRoc,
-    SetPriorityMatrix,
-    SetReopenPeriod,
     SlaCommand,
     StartSlaClocks,
     StopSlaClock,
 )
 from domain.contract import ServiceContract, SlaTerms, contract_id
-from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
-from domain.incident import Incident, attach
+from domain.errors import InvalidCommand, NotFound
+from domain.incident import Incident
 from domain.priority import DEFAULT_MATRIX
 from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
 
-CONFLICT_RETRIES = 5
 STORED = "stored versions"
 """Key, in group commit's batch cache, of the stored versions of what the batch's commands read."""
-
-
-class ConcurrencyConflict(DomainError):
-    """The incident kept changing under the command; try again."""
-
-
-_INCIDENT_METHODS: Mapping[type, Callable[[ItilApplication, Incident, Any], None]] = {
-    AcknowledgeIncident: lambda a, i, c: i.acknowledge(actor=c.actor, at=c.at),
-    ReprioritiseIncident: lambda a, i, c: i.reprioritise(
-        impact=c.impact, urgency=c.urgency, actor=c.actor, at=c.at, matrix=a.priority_matrix(i.account)
-    ),
-    AssignIncident: lambda a, i, c: i.assign(group=c.group, assignee=c.assignee, actor=c.actor, at=c.at),
-    HoldIncident: lambda a, i, c: i.hold(reason=c.reason, note=c.note, actor=c.actor, at=c.at),
-    ResumeIncident: lambda a, i, c: i.resume(actor=c.actor, at=c.at),
-    RestoreService: lambda a, i, c: i.restore(note=c.note, actor=c.actor, at=c.at),
-    ResolveIncident: lambda a, i, c: i.resolve(code=c.code, notes=c.notes, actor=c.actor, at=c.at),
-    ReopenIncident: lambda a, i, c: i.reopen(
-        reason=c.reason, actor=c.actor, at=c.at, reopen_within=a.reopen_period(i.account)
-    ),
-    CloseIncident: lambda a, i, c: i.close(actor=c.actor, at=c.at),
-    CancelIncident: lambda a, i, c: i.cancel(reason=c.reason, actor=c.actor, at=c.at),
-    CategoriseIncident: lambda a, i, c: i.categorise(category=c.category, actor=c.actor, at=c.at),
-    EscalateIncidentFunctionally: lambda a, i, c: i.escalate_functionally(
-        to_group=c.to_group, reason=c.reason, actor=c.actor, at=c.at
-    ),
-    EscalateIncidentHierarchically: lambda a, i, c: i.escalate_hierarchically(
-        level=c.level, reason=c.reason, actor=c.actor, at=c.at
-    ),
-    DeclareMajorIncident: lambda a, i, c: i.declare_major(reason=c.reason, actor=c.actor, at=c.at),
-    LinkIncidentToProblem: lambda a, i, c: i.link_problem(problem_id=c.problem_id, actor=c.actor, at=c.at),
-    NoteWorkaround: lambda a, i, c: i.note_workaround(
-        problem_id=c.problem_id, workaround=c.workaround, actor=c.actor, at=c.at
-    ),
-    CommentIncident: lambda a, i, c: i.comment(
-        text=c.text, author=c.author, customer_visible=c.customer_visible, actor=c.actor, at=c.at
-    ),
-}
-"""Each command on an existing incident, and the aggregate method that carries it out (given the app, to
-read the account's settings: its priority matrix, its reopen period)."""
 
 
 # -- SLA ------------------------------------------------------------------------------
@@ -200,25 +139,9 @@ def _contract_id(account: str) -> UUID:
     return contract_id(account)
 
 
-# -- handlers of the other areas (problems, changes, configuration, accounts) ------------
-
-COMMAND_HANDLERS: dict[type, Callable[[ItilApplication, Any], Any]] = {}
-"""Command class -> handler(app, command). Each area's module registers its own with `handles`."""
-
 A = TypeVar("A", bound=Aggregate)
-
-
-def handles(
-    *command_types: type,
-) -> Callable[[Callable[[ItilApplication, Any], Any]], Callable[[ItilApplication, Any], Any]]:
-    """Register a function as the handler of these command classes."""
-
-    def register(handler: Callable[[ItilApplication, Any], Any]) -> Callable[[ItilApplication, Any], Any]:
-        for command_type in command_types:
-            COMMAND_HANDLERS[command_type] = handler
-        return handler
-
-    return register
+Handler = Callable[["ItilApplication", Any], Any]
+"""Carries out one command on the application; returns what it changed."""
 
 
 @dataclass
@@ -248,8 +171,15 @@ class ItilApplication(Application[UUID]):
     # few events after it. (Accounts have their own read cache; their state is not snapshot-ready.)
     snapshotting_intervals = {Problem: 100}  # type: ignore[assignment]
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, handlers: Mapping[type, Handler] | None = None) -> None:
+        """`handlers`: command class -> handler (the composition root passes `application.handlers.command_handlers()`;
+        None, for tests and scripts, means that same whole table)."""
         super().__init__(env=env)
+        if handlers is None:
+            from application.handlers import command_handlers  # the areas' modules import this one
+
+            handlers = command_handlers()
+        self.handlers: Mapping[type, Handler] = handlers
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
         self._versions_statement: Any = None
@@ -308,39 +238,14 @@ class ItilApplication(Application[UUID]):
 
     def handle(self, command: Any) -> Any:
         """Carry out one command; returns the aggregate it changed, as it stands afterwards."""
-        handler = COMMAND_HANDLERS.get(type(command))
-        if handler is not None:
-            return handler(self, command)
-        if isinstance(command, LogIncident):
-            return self._log(command)
-        if isinstance(command, AttachIncident):
-            return self._attach(command)
-        method = _INCIDENT_METHODS[type(command)]
-        for _attempt in range(CONFLICT_RETRIES):
-            incident = self.get_incident(command.incident_id)
-            method(self, incident, command)
-            try:
-                self.save(incident)
-            except IntegrityError:
-                continue  # someone saved first: reload and re-check the rules
-            self.saved()
-            return incident
-        raise ConcurrencyConflict(f"incident {command.incident_id} changed too often while the command ran; try again")
+        handler = self.handlers.get(type(command))
+        if handler is None:
+            raise TypeError(f"no handler for {type(command).__name__}: the application's table does not name it")
+        return handler(self, command)
 
-    def _log(self, command: LogIncident) -> Incident:
-        existing = self._find(command.id)
-        if existing is not None:
-            return existing  # the same LogIncident carried out twice has the effect of once
-        incident = self._new_incident(command)
-        try:
-            self.save(incident)
-        except IntegrityError:
-            found = self._find(command.id)
-            if found is None:
-                raise
-            return found
-        self.saved()
-        return incident
+    def find_incident(self, incident_id: UUID) -> Incident | None:
+        """The incident, or None when it was never stored."""
+        return self._find(incident_id)
 
     def stored_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
         """The latest stored version of each of these aggregates (absent: never stored), in one query."""
@@ -422,7 +327,7 @@ class ItilApplication(Application[UUID]):
 
     def can_prepare(self, command: Any) -> bool:
         """Whether `prepare` can carry out this command (for group commit)."""
-        return isinstance(command, LogIncident) or type(command) in _INCIDENT_METHODS
+        return isinstance(command, LogIncident) or type(command) in INCIDENT_CHANGES
 
     def prepare(self, command: Any, cache: dict[Any, Any]) -> Aggregate:
         """Carry out an incident command on the cached (or stored) incident without saving it.
@@ -437,17 +342,17 @@ class ItilApplication(Application[UUID]):
                 matrices = cache.setdefault("matrices", {})  # one account read per batch
                 if command.account not in matrices:
                     matrices[command.account] = self._matrix_as_stored(command.account, cache.get(STORED))
-                found = self._new_incident(command, matrices[command.account])
+                found = self.new_incident(command, matrices[command.account])
             cache[command.id] = found
             return found
         incident = cache.get(command.incident_id)
         if incident is None:
             incident = self.get_incident(command.incident_id)  # NotFound when it was never stored
         cache[incident.id] = incident
-        _INCIDENT_METHODS[type(command)](self, incident, command)
+        INCIDENT_CHANGES[type(command)](self, incident, command)
         return incident
 
-    def _new_incident(self, command: LogIncident, matrix: Mapping[tuple[int, int], int] | None = None) -> Incident:
+    def new_incident(self, command: LogIncident, matrix: Mapping[tuple[int, int], int] | None = None) -> Incident:
         if command.related_incident is not None and command.related_incident != command.id:
             related = self.get_incident(command.related_incident)
             if isinstance(command.account, str) and related.account != command.account.strip():
@@ -472,12 +377,6 @@ class ItilApplication(Application[UUID]):
             related_incident=command.related_incident,
             matrix=matrix if matrix is not None else self.priority_matrix(command.account),
         )
-
-    def _attach(self, command: AttachIncident) -> Incident:
-        """Attach a child to its parent: both incidents change and are saved in one go, or neither."""
-        ids = [(command.child_id, Incident, "incident"), (command.parent_id, Incident, "incident")]
-        child, _parent = self.update(ids, lambda c, p: attach(c, p, actor=command.actor, at=command.at))
-        return child
 
     # -- accounts -------------------------------------------------------------------
 
@@ -697,68 +596,6 @@ class ItilApplication(Application[UUID]):
     def comments(self, incident_id: UUID) -> list[Incident.Commented]:
         """An incident's comments, oldest first: read from its events, as the aggregate keeps only their count."""
         return [e for e in self.history(incident_id) if isinstance(e, Incident.Commented)]
-
-
-# -- accounts -------------------------------------------------------------------------
-
-
-@handles(RegisterAccount)
-def register_account(app: ItilApplication, command: RegisterAccount) -> Account:
-    """Register an account once; registering it again with the same details changes nothing."""
-    account = Account.register(
-        account=command.account, name=command.name, roc=command.roc, actor=command.actor, at=command.at
-    )
-    registered = app.create(account.id, Account, lambda: account)
-    if (registered.name, registered.roc) != (account.name, account.roc):
-        raise IllegalTransition(
-            f"cannot register account {account.account}: it is already registered (as {registered.name!r},"
-            f" ROC {registered.roc or 'none'}); change its ROC or settings instead"
-        )
-    return registered
-
-
-def _registered(app: ItilApplication, account: str) -> list[tuple[UUID, type[Aggregate], str]]:
-    """The ids for `app.update` of a registered account; NotFound when it was never registered."""
-    if not isinstance(account, str) or not account.strip():
-        raise InvalidCommand("account is required")
-    if app.find_account(account) is None:
-        raise NotFound(f"there is no registered account {account.strip()!r}; register it first")
-    return [(account_id(account), Account, "account")]
-
-
-@handles(SetAccountRoc, SetPriorityMatrix, SetReopenPeriod)
-def change_account(app: ItilApplication, command: SetAccountRoc | SetPriorityMatrix | SetReopenPeriod) -> Account:
-    """Change one of a registered account's settings; setting the value it already has changes nothing."""
-
-    def change(account: Account) -> None:
-        if isinstance(command, SetAccountRoc):
-            account.set_roc(roc=command.roc, actor=command.actor, at=command.at)
-        elif isinstance(command, SetPriorityMatrix):
-            account.set_priority_matrix(matrix=command.matrix, actor=command.actor, at=command.at)
-        else:
-            account.set_reopen_period(period=command.period, actor=command.actor, at=command.at)
-
-    [account] = app.update(_registered(app, command.account), change)
-    return account
-
-
-@handles(InformRoc)
-def inform_roc(app: ItilApplication, command: InformRoc) -> Account:
-    """Inform the ROC; carried out again (a redelivered event), it informs nobody twice."""
-    if app.find_account(command.account) is None:
-        raise IllegalTransition(
-            f"cannot inform the ROC of account {command.account} about {command.subject}: the account has no ROC"
-            " (it is not registered); register it with its ROC first"
-        )
-
-    def inform(account: Account) -> None:
-        account.inform_roc(
-            subject_id=command.subject_id, subject=command.subject, reason=command.reason,
-            actor=command.actor, at=command.at,
-        )  # fmt: skip
-
-    [account] = app.update(_registered(app, command.account), inform)
-    return account
 
 
 class _AccountsRead:

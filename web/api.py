@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,14 +21,15 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
+from application.app import ItilApplication
+from application.batching import GroupCommitter
+from application.conflicts import ConcurrencyConflict
+from application.whatif import what_if_statement
+from domain import commands as cmd
 from domain.calendar import CalendarSpec, always, business_hours
 from domain.contract import ESCALATION_TARGETS, METRICS, Escalation, Terms
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import CHANNELS, COMMENT_MAX_LENGTH, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
-from itil import application as cmd
-from itil.application import ConcurrencyConflict, ItilApplication
-from itil.batching import GroupCommitter
-from itil.whatif import what_if_statement
 from projections.account_incidents import AccountIncidentsProjection, timeline_entry
 from projections.sla import SlaDashboardProjection
 from streams.envelope import envelope_of
@@ -341,111 +342,6 @@ class Route:
     """How to find the account: "none", "path", "body", "incident", or a function of the request."""
 
 
-EXTRA_ROUTES: list[Route] = []
-"""Routes of the other areas (problems, changes, configuration items), added by their modules."""
-
-
-# -- accounts ------------------------------------------------------------------------------
-
-
-class RegisterAccountBody(_Command):
-    name = fields.String(load_default="", validate=validate.Length(max=200))
-    roc = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-
-
-class RocBody(_Command):
-    roc = fields.String(required=True, validate=validate.Length(min=1, max=200))
-
-
-class PriorityMatrix(fields.Field):
-    """A priority matrix as {"impact,urgency": priority} (9 keys "1,1" .. "3,3") or as 3 rows of 3.
-
-    Rows are impacts 1 (high) to 3 (low), columns urgencies 1 to 3: [[1, 2, 3], [2, 3, 4], [3, 4, 4]].
-    Priorities are 1 (critical) to 4 (low); the domain checks that all 9 cells are given.
-    """
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[tuple[int, int], Any]:
-        if isinstance(value, dict):
-            cells: dict[tuple[int, int], Any] = {}
-            for key, priority in value.items():
-                match = re.fullmatch(r"\s*([1-3])\s*,\s*([1-3])\s*", str(key))
-                if match is None:
-                    raise ValidationError(f'{key!r} is not a cell: use "impact,urgency" such as "1,2"')
-                cells[(int(match[1]), int(match[2]))] = priority
-            return cells
-        if isinstance(value, list) and len(value) == 3 and all(isinstance(r, list) and len(r) == 3 for r in value):
-            return {(i + 1, u + 1): value[i][u] for i in range(3) for u in range(3)}
-        raise ValidationError('a matrix is {"impact,urgency": priority, ...} or 3 rows of 3 priorities')
-
-
-class PriorityMatrixBody(_Command):
-    matrix = PriorityMatrix(required=True)
-
-
-class ReopenPeriodBody(_Command):
-    days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366))
-    hours = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366 * 24))
-
-
-async def register_account(api: WebApi, request: web.Request) -> web.Response:
-    """POST /api/accounts/{account} {"name": .., "roc": ..}: register the account (201 with its profile)."""
-    data = RegisterAccountBody().load(await _body(request))
-    actor, at = api.actor_and_at(request, data)
-    account = request.match_info["account"]
-    command = cmd.RegisterAccount(account=account, name=data["name"], roc=data["roc"], actor=actor, at=at)
-    await asyncio.to_thread(api.app.handle, command)
-    profile = await asyncio.to_thread(api.app.account_profile, account)
-    return reply(profile, status=201, headers={"Location": f"/api/accounts/{account}"})
-
-
-async def set_account_roc(api: WebApi, request: web.Request) -> web.Response:
-    """PUT /api/accounts/{account}/roc {"roc": "anne.roc"}: name the account's ROC."""
-    data = RocBody().load(await _body(request))
-    actor, at = api.actor_and_at(request, data)
-    command = cmd.SetAccountRoc(account=request.match_info["account"], roc=data["roc"], actor=actor, at=at)
-    return await _changed_account(api, command)
-
-
-async def set_priority_matrix(api: WebApi, request: web.Request) -> web.Response:
-    """PUT /api/accounts/{account}/priority-matrix: the account's own impact × urgency -> priority matrix.
-
-    Body {"matrix": {"1,1": 1, "1,2": 2, ..., "3,3": 4}} (keys "impact,urgency") or
-    {"matrix": [[1, 2, 3], [2, 3, 4], [3, 4, 4]]} (rows: impact 1..3; columns: urgency 1..3).
-    It applies to incidents logged or reprioritised from then on.
-    """
-    data = PriorityMatrixBody().load(await _body(request))
-    actor, at = api.actor_and_at(request, data)
-    command = cmd.SetPriorityMatrix(account=request.match_info["account"], matrix=data["matrix"], actor=actor, at=at)
-    return await _changed_account(api, command)
-
-
-async def set_reopen_period(api: WebApi, request: web.Request) -> web.Response:
-    """PUT /api/accounts/{account}/reopen-period {"days": 7} or {"hours": 36} (or both, added up)."""
-    data = ReopenPeriodBody().load(await _body(request))
-    actor, at = api.actor_and_at(request, data)
-    period = timedelta(days=data["days"], hours=data["hours"])
-    command = cmd.SetReopenPeriod(account=request.match_info["account"], period=period, actor=actor, at=at)
-    return await _changed_account(api, command)
-
-
-async def _changed_account(api: WebApi, command: Any) -> web.Response:
-    await asyncio.to_thread(api.app.handle, command)
-    return reply(await asyncio.to_thread(api.app.account_profile, command.account))
-
-
-ROC_INFORMS_SHOWN = 100
-
-
-async def get_account(api: WebApi, request: web.Request) -> web.Response:
-    """GET /api/accounts/{account}: ROC, priority matrix, reopen period and the latest ROC informs.
-
-    An account never registered answers with the defaults ("registered": false).
-    """
-    profile = await asyncio.to_thread(api.app.account_profile, request.match_info["account"])
-    informs = profile["roc_informs"]
-    profile["roc_informs_total"] = len(informs)
-    profile["roc_informs"] = informs[-ROC_INFORMS_SHOWN:]
-    return reply(profile)
 
 
 ROUTES = (
@@ -467,11 +363,6 @@ ROUTES = (
     Route("POST", "/api/sla/accounts/{account}/what-if", "sla_what_if", "account.read", "path"),
     Route("GET", "/api/sla/at-risk", "sla_at_risk", "sla.read.all", "none"),
     Route("GET", "/api/sla/incidents/{incident_id}", "sla_incident", "incident.read", "incident"),
-    Route("GET", "/api/accounts/{account}", get_account, "account.read", "path"),
-    Route("POST", "/api/accounts/{account}", register_account, "account.admin", "path"),
-    Route("PUT", "/api/accounts/{account}/roc", set_account_roc, "account.admin", "path"),
-    Route("PUT", "/api/accounts/{account}/priority-matrix", set_priority_matrix, "account.admin", "path"),
-    Route("PUT", "/api/accounts/{account}/reopen-period", set_reopen_period, "account.admin", "path"),
 )
 
 
@@ -486,7 +377,15 @@ class WebApi:
         policy: AccessPolicy | None = None,
         sla: SlaDashboardProjection | None = None,
         committer: GroupCommitter | None = None,
+        routes: Sequence[Route] | None = None,
     ) -> None:
+        """`routes`: every route the API serves (the composition root passes `web.routes.all_routes()`;
+        None, for tests, means that same whole table)."""
+        if routes is None:
+            from web.routes import all_routes  # the areas' modules import this one
+
+            routes = all_routes()
+        self.routes = tuple(routes)
         self.app = app
         self.committer = committer
         self.projection = projection
@@ -496,7 +395,7 @@ class WebApi:
 
     def build(self) -> web.Application:
         webapp = web.Application(middlewares=[self.errors, self.access])
-        for route in (*ROUTES, *EXTRA_ROUTES):
+        for route in self.routes:
             webapp.router.add_route(route.method, route.path, self._tagged(route))
         return webapp
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from aiohttp import web
 from marshmallow import RAISE, Schema, fields, validate
 from marshmallow.utils import missing
 
@@ -378,16 +377,3 @@ def write_documents(out_dir: Path, fmt: str = "all") -> list[Path]:
 
 
 # -- HTTP -------------------------------------------------------------------------------------------
-
-
-async def asyncapi_route(api: Any, request: web.Request) -> web.Response:
-    """GET the AsyncAPI document (a handler for itil.web's Route: `api` is the WebApi, unused)."""
-    return web.Response(text=render(asyncapi_document()), content_type="application/json")
-
-
-async def json_schema_route(api: Any, request: web.Request) -> web.Response:
-    """GET one JSON Schema by name, from the path parameter `name` (`incident.open.v1`)."""
-    schema = json_schemas().get(request.match_info.get("name", "").removesuffix(".schema.json"))
-    if schema is None:
-        return web.json_response({"error": f"no contract named {request.match_info.get('name')!r}"}, status=404)
-    return web.Response(text=render(schema), content_type="application/json")

@@ -27,7 +27,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from itil.application import STORED, ItilApplication
+from application.app import STORED, ItilApplication
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,12 @@
+"""What every handler that saves with retries shares."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+CONFLICT_RETRIES = 5
+"""How often a handler reloads and tries again when another writer saved the same aggregate first."""
+
+
+class ConcurrencyConflict(DomainError):
+    """The incident kept changing under the command; try again."""
