@@ -38,7 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.persistence import IntegrityError
@@ -66,7 +66,6 @@ from domain.monitoring import (
 )
 from projections.configuration import CiRegistryProjection
 from projections.db import Database, Transaction
-from streams.contracts import IntakeMessage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +81,25 @@ _OUTAGE_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:mass-outage")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 T = TypeVar("T")
+
+
+class AlarmMessage(Protocol):
+    """A message of supervision or of the automation platform, validated against its contract at the
+    intake's door (the intake's `IntakeMessage` is one)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def at(self) -> datetime: ...
+
+
 Publisher = Callable[[dict[str, Any]], None]
 """Sends one automation request (the composition root gives a Kafka one; without it, requests are logged)."""
 """Sends one automation.request message (a JSON-ready dict) to `itil.automation.requests`."""
@@ -266,7 +284,7 @@ class AlarmProcess:
 
     # -- intake ---------------------------------------------------------------------------------
 
-    def sighted(self, message: IntakeMessage) -> Alarm | None:
+    def sighted(self, message: AlarmMessage) -> Alarm | None:
         """alarm.raised / alarm.updated: a new episode (held or opening its incident) or a repeat."""
         d = message.data
         account, key = d["account"].strip(), d["dedup_key"].strip()
@@ -305,7 +323,7 @@ class AlarmProcess:
                 self._settle(alarm, message.source)
             return alarm
 
-    def cleared(self, message: IntakeMessage) -> Alarm | None:
+    def cleared(self, message: AlarmMessage) -> Alarm | None:
         """alarm.cleared: the episode ends; its incident is restored (or annotated) once its last alarm cleared."""
         d = message.data
         account, key = d["account"].strip(), d["dedup_key"].strip()
@@ -323,7 +341,7 @@ class AlarmProcess:
                 self._after_clear(alarm, message.source, message.at, d.get("summary") or "", redelivered)
             return alarm
 
-    def automation_result(self, message: IntakeMessage) -> Alarm:
+    def automation_result(self, message: AlarmMessage) -> Alarm:
         """automation.result: recorded on the alarm that asked; a success restores service on its incident."""
         d = message.data
         request_id: UUID = d["request_id"]
@@ -364,7 +382,7 @@ class AlarmProcess:
                     self._restore(incident_id, message.source, message.at, note)
             return alarm
 
-    def take(self, messages: Sequence[IntakeMessage]) -> list[Any]:
+    def take(self, messages: Sequence[AlarmMessage]) -> list[Any]:
         """Carry out a batch of alarm and automation messages in order; each one's result or DomainError.
 
         During a storm most messages raise or repeat alarms: those change only new or open alarms
@@ -397,7 +415,7 @@ class AlarmProcess:
                 self.policies.release()
         return results
 
-    def _prefetch(self, messages: Sequence[IntakeMessage]) -> None:
+    def _prefetch(self, messages: Sequence[AlarmMessage]) -> None:
         """Which of the batch's alarms (and their first incidents) are not stored yet, in one query."""
         batch = self._batch
         assert batch is not None
@@ -488,7 +506,7 @@ class AlarmProcess:
         assert self._batch is not None
         self._batch.pending[aggregate.id] = aggregate
 
-    def _one(self, message: IntakeMessage) -> Any:
+    def _one(self, message: AlarmMessage) -> Any:
         handle = {
             "alarm.raised": self.sighted,
             "alarm.updated": self.sighted,

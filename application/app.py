@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,7 +36,7 @@ from domain.contract import ServiceContract, SlaTerms, contract_id
 from domain.errors import InvalidCommand, NotFound
 from domain.incident import Incident
 from domain.priority import DEFAULT_MATRIX
-from domain.problem import Problem
+from domain.problem import Problem, linked_incidents
 from domain.sla import IncidentSla, sla_id
 
 STORED = "stored versions"
@@ -101,28 +101,25 @@ class _ContractsRead:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: weakref.WeakKeyDictionary[ItilApplication, dict[str, ServiceContract]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._known: dict[str, ServiceContract] = {}
 
     def current(self, app: ItilApplication, account: str, stored_version: int | None) -> ServiceContract | None:
         """The account's contract as stored at `stored_version` (None: no contract was ever stored)."""
         if stored_version is None:
             return None
         with self._lock:
-            known = self._known.setdefault(app, {}).get(account)
+            known = self._known.get(account)
         if known is not None and known.version == stored_version:
             return known
         fresh = app.find_contract(account)  # a copy of its own: the repository's cache keeps another
         if fresh is not None:
             with self._lock:
-                contracts = self._known.setdefault(app, {})
+                contracts = self._known
                 if account not in contracts or contracts[account].version < fresh.version:
                     contracts[account] = fresh
         return fresh
 
 
-_CONTRACTS = _ContractsRead()
 
 
 def _terms_in(contract: ServiceContract | None) -> TermsLookup:
@@ -142,6 +139,38 @@ def _contract_id(account: str) -> UUID:
 A = TypeVar("A", bound=Aggregate)
 Handler = Callable[["ItilApplication", Any], Any]
 """Carries out one command on the application; returns what it changed."""
+
+
+class LinkedIncidents:
+    """The incidents linked to recently read problems, folded from their histories.
+
+    A problem's state counts its incidents but does not list them; a long-lived problem has
+    thousands of events. Each problem's list is kept with the version it was folded up to, and
+    brought up to date by reading only the events after it (events never change once stored).
+    """
+
+    def __init__(self, app: ItilApplication, size: int = 256) -> None:
+        self.app = app
+        self.size = size
+        self._lock = threading.Lock()
+        self._folded: OrderedDict[UUID, tuple[int, tuple[UUID, ...]]] = OrderedDict()
+
+    def of(self, problem: Problem) -> tuple[UUID, ...]:
+        """The incidents linked to the problem as loaded (at its version), in the order they were linked."""
+        with self._lock:
+            version, linked = self._folded.get(problem.id, (0, ()))
+        if version > problem.version:
+            version, linked = 0, ()  # an older state of the problem than the one kept: fold it afresh
+        if version < problem.version:
+            linked = linked_incidents(self.app.events.get(problem.id, gt=version, lte=problem.version), linked)
+        with self._lock:
+            if self._folded.get(problem.id, (0, ()))[0] <= problem.version:
+                self._folded[problem.id] = (problem.version, linked)
+            self._folded.move_to_end(problem.id)
+            while len(self._folded) > self.size:
+                self._folded.popitem(last=False)
+        return linked
+
 
 
 @dataclass
@@ -180,6 +209,9 @@ class ItilApplication(Application[UUID]):
 
             handlers = command_handlers()
         self.handlers: Mapping[type, Handler] = handlers
+        self._contracts = _ContractsRead()
+        self._accounts = _AccountsRead()
+        self._linked = LinkedIncidents(self)
         self.saved = SaveListeners()
         self._log_lock = threading.Lock()
         self._versions_statement: Any = None
@@ -384,7 +416,7 @@ class ItilApplication(Application[UUID]):
         """The account as stored, to read (not to change); None while never registered (it runs on the defaults)."""
         if not isinstance(account, str) or not account.strip():
             return None
-        return _ACCOUNTS.current(self, account_id(account))
+        return self._accounts.current(self, account_id(account))
 
     def priority_matrix(self, account: str) -> Mapping[tuple[int, int], int]:
         """The account's impact × urgency -> priority matrix (the common one unless it has its own)."""
@@ -397,7 +429,7 @@ class ItilApplication(Application[UUID]):
             return self.priority_matrix(account)
         aggregate_id = _account_id(account)
         version = stored.get(aggregate_id)
-        found = None if version is None else _ACCOUNTS.current(self, aggregate_id, version)
+        found = None if version is None else self._accounts.current(self, aggregate_id, version)
         return DEFAULT_MATRIX if found is None else found.matrix
 
     def reopen_period(self, account: str) -> timedelta:
@@ -500,7 +532,7 @@ class ItilApplication(Application[UUID]):
             if command.incident_id in outcomes or sla_id(command.incident_id) in stored:
                 continue
             try:
-                contract = _CONTRACTS.current(self, command.account, stored.get(_contract_id(command.account)))
+                contract = self._contracts.current(self, command.account, stored.get(_contract_id(command.account)))
                 sla = carry_out(None, command, _terms_in(contract))
             except Exception as error:  # the batch's other incidents go on
                 outcomes[command.incident_id] = error
@@ -542,7 +574,7 @@ class ItilApplication(Application[UUID]):
         if not isinstance(account, str):
             return self.find_contract(account)
         stored = self.stored_versions([_contract_id(account)])
-        return _CONTRACTS.current(self, account, stored.get(_contract_id(account)))
+        return self._contracts.current(self, account, stored.get(_contract_id(account)))
 
     def find_contract(self, account: str) -> ServiceContract | None:
         try:
@@ -593,6 +625,15 @@ class ItilApplication(Application[UUID]):
             raise NotFound(f"there is no incident {incident_id}")
         return events
 
+    def incidents_of(self, problem: Problem) -> tuple[UUID, ...]:
+        """The incidents linked to the problem (as loaded), in the order they were linked, from its history."""
+        return self._linked.of(problem)
+
+    def is_linked(self, problem: Problem, incident: Incident) -> bool:
+        """Whether the incident is linked to the problem now (read from the incident, or from the
+        history of a problem logged before the incidents named their problems)."""
+        return problem.is_linked(incident, None if problem.links_on_incidents else self.incidents_of(problem))
+
     def comments(self, incident_id: UUID) -> list[Incident.Commented]:
         """An incident's comments, oldest first: read from its events, as the aggregate keeps only their count."""
         return [e for e in self.history(incident_id) if isinstance(e, Incident.Commented)]
@@ -608,12 +649,12 @@ class _AccountsRead:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._known: weakref.WeakKeyDictionary[ItilApplication, dict[UUID, Account]] = weakref.WeakKeyDictionary()
+        self._known: dict[UUID, Account] = {}
 
     def current(self, app: ItilApplication, aggregate_id: UUID, stored_version: int | None = None) -> Account | None:
         """The account as stored; given its `stored_version` (just read), one already known at it is not read."""
         with self._lock:
-            known = self._known.setdefault(app, {}).get(aggregate_id)
+            known = self._known.get(aggregate_id)
         if known is not None and stored_version == known.version:
             return known
         if known is None:
@@ -625,13 +666,12 @@ class _AccountsRead:
             fresh = project_aggregate(copy.deepcopy(known), newer)
         if fresh is not None:
             with self._lock:
-                accounts = self._known.setdefault(app, {})
+                accounts = self._known
                 if aggregate_id not in accounts or accounts[aggregate_id].version < fresh.version:
                     accounts[aggregate_id] = fresh
         return fresh
 
 
-_ACCOUNTS = _AccountsRead()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from domain.errors import DomainError
+from domain.errors import ConcurrencyConflict
+
+__all__ = ["CONFLICT_RETRIES", "ConcurrencyConflict"]
 
 CONFLICT_RETRIES = 5
 """How often a handler reloads and tries again when another writer saved the same aggregate first."""
-
-
-class ConcurrencyConflict(DomainError):
-    """The incident kept changing under the command; try again."""

@@ -6,9 +6,6 @@ Importing this module registers the handlers (with `handles`) and the routes (in
 from __future__ import annotations
 
 import re
-import threading
-import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
 from typing import Any
@@ -39,8 +36,8 @@ from domain.commands import (
 )
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.incident import Incident
-from domain.problem import Problem, link, linked_incidents, log_for, unlink
-from streams.envelope import envelope_of
+from domain.problem import Problem, link, log_for, unlink
+from projections.records import envelope_of
 
 # -- commands -------------------------------------------------------------------------------------
 
@@ -62,58 +59,18 @@ def history_of(app: ItilApplication, problem: Problem) -> list[DomainEventProtoc
     return list(app.events.get(problem.id, lte=problem.version))
 
 
-class LinkedIncidents:
-    """The incidents linked to recently read problems, folded from their histories.
-
-    A problem's state counts its incidents but does not list them; a long-lived problem has
-    thousands of events. Each problem's list is kept with the version it was folded up to, and
-    brought up to date by reading only the events after it (events never change once stored).
-    """
-
-    def __init__(self, app: ItilApplication, size: int = 256) -> None:
-        self.app = app
-        self.size = size
-        self._lock = threading.Lock()
-        self._folded: OrderedDict[UUID, tuple[int, tuple[UUID, ...]]] = OrderedDict()
-
-    def of(self, problem: Problem) -> tuple[UUID, ...]:
-        """The incidents linked to the problem as loaded (at its version), in the order they were linked."""
-        with self._lock:
-            version, linked = self._folded.get(problem.id, (0, ()))
-        if version > problem.version:
-            version, linked = 0, ()  # an older state of the problem than the one kept: fold it afresh
-        if version < problem.version:
-            linked = linked_incidents(self.app.events.get(problem.id, gt=version, lte=problem.version), linked)
-        with self._lock:
-            if self._folded.get(problem.id, (0, ()))[0] <= problem.version:
-                self._folded[problem.id] = (problem.version, linked)
-            self._folded.move_to_end(problem.id)
-            while len(self._folded) > self.size:
-                self._folded.popitem(last=False)
-        return linked
-
-
-_LINKED: weakref.WeakKeyDictionary[ItilApplication, LinkedIncidents] = weakref.WeakKeyDictionary()
-_LINKED_LOCK = threading.Lock()
-
-
 def incidents_of(app: ItilApplication, problem: Problem) -> tuple[UUID, ...]:
     """The incidents linked to the problem (as loaded), in the order they were linked, from its history."""
-    with _LINKED_LOCK:
-        kept = _LINKED.get(app)
-        if kept is None:
-            kept = _LINKED[app] = LinkedIncidents(app)
-    return kept.of(problem)
+    return app.incidents_of(problem)
 
 
 def is_linked(app: ItilApplication, problem: Problem, incident: Incident) -> bool:
-    """Whether the incident is linked to the problem now (read from the incident, or from the
-    history of a problem logged before the incidents named their problems)."""
-    return problem.is_linked(incident, _history_if_needed(app, problem))
+    """Whether the incident is linked to the problem now (see `ItilApplication.is_linked`)."""
+    return app.is_linked(problem, incident)
 
 
 def _history_if_needed(app: ItilApplication, problem: Problem) -> tuple[UUID, ...] | None:
-    return None if problem.links_on_incidents else incidents_of(app, problem)
+    return None if problem.links_on_incidents else app.incidents_of(problem)
 
 
 def log_problem(app: ItilApplication, c: LogProblem) -> Problem:

@@ -16,8 +16,8 @@ from domain.contract import SlaTerms, Terms, terms_in_force
 from domain.sla import IncidentSla
 from processes.sla import command_for
 from projections.account_incidents import AccountIncidentsProjection
+from projections.records import envelope_of
 from projections.sla import statement
-from streams.envelope import envelope_of
 
 WHAT_IF_VERSION = 0
 

@@ -17,3 +17,7 @@ class IllegalTransition(DomainError):
 
 class NotFound(DomainError):
     """The command names an aggregate that does not exist."""
+
+
+class ConcurrencyConflict(DomainError):
+    """The aggregate kept changing under the command (other writers saved first each time); try again."""

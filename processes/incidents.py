@@ -1,7 +1,7 @@
 """Incident processes: a mass outage's children follow their parent; a major incident informs the ROC.
 
 Also the small base every command-issuing process of this package shares (`CommandProcess`): commands
-go through `ItilApplication.handle`; a domain refusal (the step is already done, or not allowed) is
+go through the application's `handle`; a domain refusal (the step is already done, or not allowed) is
 logged and the event counts as handled, so a redelivered event neither crashes the worker nor loops.
 """
 
@@ -15,11 +15,10 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.app import ItilApplication
-from application.conflicts import ConcurrencyConflict
 from domain.commands import InformRoc, ResolveIncident, RestoreService
-from domain.errors import DomainError
+from domain.errors import ConcurrencyConflict, DomainError
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, Incident
+from processes.ports import Commands
 from projections.db import Database
 from projections.tracking import Process
 
@@ -49,7 +48,7 @@ def later(at: datetime, *aggregates: Any) -> datetime:
 
 
 def happened_since(
-    app: ItilApplication,
+    app: Commands,
     aggregate_id: UUID,
     kind: type,
     since: datetime | None = None,
@@ -72,7 +71,7 @@ class CommandProcess(Process):
     name = "command_process"
     actor = "itil-engine"
 
-    def __init__(self, db: Database, app: ItilApplication) -> None:
+    def __init__(self, db: Database, app: Commands) -> None:
         super().__init__(db)
         self.app = app
         self.issued = 0

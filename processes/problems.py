@@ -30,13 +30,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
-from application.app import ItilApplication
-from application.problems import incidents_of, is_linked
 from domain.account import period_text
 from domain.commands import AddIncidentToProblem, LinkIncidentToProblem, LogProblem, NoteWorkaround, ResolveIncident
 from domain.incident import Incident
 from domain.problem import CLOSED, RESOLVED, Problem
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
+from processes.ports import Commands
 from projections.db import Database
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ class RecurringIncidentsProcess(CommandProcess):
     def __init__(
         self,
         db: Database,
-        app: ItilApplication,
+        app: Commands,
         window: timedelta = DEFAULT_WINDOW,
         threshold: int = DEFAULT_THRESHOLD,
     ) -> None:
@@ -616,7 +615,7 @@ class RecurringIncidentsProcess(CommandProcess):
             incident = self.incident(incident_id)
             if incident is None:
                 continue
-            if is_linked(self.app, problem, incident):
+            if self.app.is_linked(problem, incident):
                 if problem_id not in incident.problem_ids:  # linked by a problem of version 1, on its side only
                     self.issue(LinkIncidentToProblem(incident_id, problem_id, actor=self.actor, at=later(at, incident)))
                 continue
@@ -659,7 +658,7 @@ class ProblemIncidentsProcess(CommandProcess):
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.workaround != payload["workaround"]:
                 return  # a later workaround replaced this one; its own event pushes it
-            linked = incidents_of(self.app, problem)
+            linked = self.app.incidents_of(problem)
             for incident_id in linked:
                 self._push_workaround(problem, incident_id, at, linked)
         elif kind == "Problem.IncidentLinked":
@@ -674,7 +673,7 @@ class ProblemIncidentsProcess(CommandProcess):
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.status not in (RESOLVED, CLOSED) or problem.resolved_at != at:
                 return  # reopened (or resolved again) since: this resolution no longer holds
-            for incident_id in incidents_of(self.app, problem):
+            for incident_id in self.app.incidents_of(problem):
                 self._resolve(problem, incident_id, at)
 
     def _push_workaround(
@@ -685,7 +684,7 @@ class ProblemIncidentsProcess(CommandProcess):
         incident = self.incident(incident_id)
         if workaround is None or incident is None or not incident.is_open:
             return
-        if not (incident_id in linked if linked is not None else is_linked(self.app, problem, incident)):
+        if not (incident_id in linked if linked is not None else self.app.is_linked(problem, incident)):
             return  # unlinked since
         if (incident.workaround_problem_id, incident.workaround) == (problem.id, workaround):
             return

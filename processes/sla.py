@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.app import ItilApplication
 from domain.commands import (
     CancelSlaClocks,
     CheckSlaClocks,
@@ -26,6 +25,7 @@ from domain.commands import (
     StopSlaClock,
 )
 from domain.incident import Incident
+from processes.ports import SlaClocks
 from projections.db import Database
 from projections.tracking import Process
 
@@ -119,7 +119,7 @@ class SlaSchedule:
 class SlaProcess:
     """Turns incident events into SLA commands and keeps the schedule of the next thresholds."""
 
-    def __init__(self, app: ItilApplication, schedule: SlaSchedule, clock: Callable[[], datetime]) -> None:
+    def __init__(self, app: SlaClocks, schedule: SlaSchedule, clock: Callable[[], datetime]) -> None:
         self.app = app
         self.schedule = schedule
         self.clock = clock

@@ -17,6 +17,7 @@ from uuid import UUID
 from marshmallow import RAISE, Schema, fields, validate
 from marshmallow.utils import missing
 
+from projections.records import ENVELOPE_VERSION
 from streams.contracts import (
     DEADLETTER_TOPIC,
     EVENTS_TOPIC,
@@ -28,7 +29,7 @@ from streams.contracts import (
     Contract,
     DeadLetterSchema,
 )
-from streams.envelope import ENVELOPE_VERSION, EventEnvelopeSchema
+from streams.envelope import EventEnvelopeSchema
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID_PREFIX = "urn:itil-engine:contract:"

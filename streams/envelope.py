@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
-from datetime import datetime
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import UUID
 
 import orjson
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Mapper, StoredEvent, UUIDAsHex
 from eventsourcing.utils import resolve_topic
 from marshmallow import Schema, fields, validate
 
+from projections.records import ENVELOPE_VERSION, HEADER_FIELDS, PRIMITIVES, envelope_of, event_id, record_of
 from streams import fastjson
 from streams.fastload import compile_loader
 
-ENVELOPE_VERSION = 1
-EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:itil-engine:event")
-
-_PRIMITIVES = frozenset({str, int, float, bool, type(None)})
-_HEADER_FIELDS = {"originator_id", "originator_version", "timestamp", "actor", "at", "originator_topic"}
+__all__ = [
+    "ENVELOPE_VERSION",
+    "envelope_of",
+    "event_id",
+    "record_of",
+]  # the envelope's values, for this adapter's callers
 
 
 class EventEnvelopeSchema(Schema):
@@ -55,83 +54,6 @@ class EventEnvelopeSchema(Schema):
 
 
 ENVELOPE_SCHEMA = EventEnvelopeSchema()
-
-
-_NAMESPACE_SHA1 = hashlib.sha1(EVENT_ID_NAMESPACE.bytes)
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-def event_id(aggregate_id: UUID | str, version: int) -> str:
-    """uuid5(EVENT_ID_NAMESPACE, "<aggregate id>:<version>"), written out without the UUID class (hot path):
-    the first 16 bytes of the SHA-1, with the version nibble set to 5 and the variant bits to 10."""
-    sha1 = _NAMESPACE_SHA1.copy()
-    sha1.update(f"{aggregate_id}:{version}".encode())
-    x = sha1.hexdigest()
-    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _payload(attributes: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if type(v) in _PRIMITIVES else _plain(v) for k, v in attributes.items() if k not in _HEADER_FIELDS}
-
-
-def envelope_of(
-    event: DomainEventProtocol[UUID], position: int | None, previous_position: int | None = None
-) -> dict[str, Any]:
-    """The envelope (as JSON-ready values) of a domain event stored at `position`."""
-    attributes = event.__dict__
-    qualname = type(event).__qualname__
-    payload = _payload(attributes)
-    return {
-        "envelope_version": ENVELOPE_VERSION,
-        "event_id": event_id(event.originator_id, event.originator_version),
-        "event_type": qualname,
-        "aggregate_type": qualname.partition(".")[0],
-        "aggregate_id": str(event.originator_id),
-        "aggregate_version": event.originator_version,
-        "position": position,
-        "previous_position": previous_position,
-        "occurred_at": attributes["at"].isoformat(),
-        "recorded_at": attributes["timestamp"].isoformat(),
-        "actor": attributes["actor"],
-        "payload": payload,
-    }
-
-
-_TYPES: dict[type, tuple[str, str]] = {}
-
-
-def record_of(event: DomainEventProtocol[UUID], position: int, aggregate_id: str | None = None) -> dict[str, Any]:
-    """What the projections read of an envelope, for a rebuild (no broker): the same values as
-    `envelope_of`, without the fields only a published message needs (event id, recorded_at,
-    envelope version, previous position), which cost a hash and a date formatting per event.
-    `aggregate_id`: the originator id already written out, when the caller has it."""
-    attributes = event.__dict__
-    names = _TYPES.get(type(event))
-    if names is None:
-        qualname = type(event).__qualname__
-        names = _TYPES[type(event)] = (qualname, qualname.partition(".")[0])
-    return {
-        "event_type": names[0],
-        "aggregate_type": names[1],
-        "aggregate_id": aggregate_id or str(event.originator_id),
-        "aggregate_version": event.originator_version,
-        "position": position,
-        "occurred_at": attributes["at"].isoformat(),
-        "actor": attributes["actor"],
-        "payload": _payload(attributes),
-    }
 
 
 def encode(envelope: dict[str, Any]) -> bytes:
@@ -188,9 +110,9 @@ def _untranscoded(value: Any) -> Any:
     if t is dict:
         if len(value) == 2 and "_type_" in value and "_data_" in value:
             return _transcoded(value["_type_"], value["_data_"])
-        return {k: v if type(v) in _PRIMITIVES else _untranscoded(v) for k, v in value.items()}
+        return {k: v if type(v) in PRIMITIVES else _untranscoded(v) for k, v in value.items()}
     if t is list:
-        return [v if type(v) in _PRIMITIVES else _untranscoded(v) for v in value]
+        return [v if type(v) in PRIMITIVES else _untranscoded(v) for v in value]
     return value
 
 
@@ -294,7 +216,7 @@ class StoredEnvelopes:
         if attributes.pop("class_version", 1) != names[2]:
             raise _Unusual  # the mapper upcasts it
         actor = attributes.get("actor", attributes)  # absent: unusual, as a list or dict would be
-        if type(actor) not in _PRIMITIVES:
+        if type(actor) not in PRIMITIVES:
             raise _Unusual
         return {
             "event_type": names[0],
@@ -306,9 +228,9 @@ class StoredEnvelopes:
             "_timestamp": attributes.get("timestamp"),
             "actor": actor,
             "payload": {
-                k: v if type(v) in _PRIMITIVES else _untranscoded(v)
+                k: v if type(v) in PRIMITIVES else _untranscoded(v)
                 for k, v in attributes.items()
-                if k not in _HEADER_FIELDS
+                if k not in HEADER_FIELDS
             },
         }
 

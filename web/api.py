@@ -31,8 +31,8 @@ from domain.contract import ESCALATION_TARGETS, METRICS, Escalation, Terms
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.incident import CHANNELS, COMMENT_MAX_LENGTH, ESCALATION_LEVELS, HOLD_REASONS, RESOLUTION_CODES
 from projections.account_incidents import AccountIncidentsProjection, timeline_entry
+from projections.records import envelope_of
 from projections.sla import SlaDashboardProjection
-from streams.envelope import envelope_of
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,7 @@ from projections.account_incidents import AccountIncidentsProjection
 from projections.alarms import AlarmsProjection
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
+from projections.records import envelope_of
 from projections.tracking import Delivery
 from streams.contracts import (
     ALERTS_TOPIC,
@@ -52,7 +53,7 @@ from streams.contracts import (
     AutomationRequestV1,
     decode_intake,
 )
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 from streams.intake import IntakeProcessor, Outcome
 from web.api import WebApi
 

@@ -17,8 +17,9 @@ from application.configuration import ci_id
 from domain.commands import ChangeCiState, LogProblem, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
+from projections.records import envelope_of
 from projections.tracking import Delivery
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 
 ACCOUNT = "resto-chain"
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)

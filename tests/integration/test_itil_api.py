@@ -22,9 +22,10 @@ from domain.configuration import KINDS
 from projections.account_incidents import AccountIncidentsProjection
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
+from projections.records import envelope_of
 from projections.sla import SlaDashboardProjection
 from projections.tracking import Delivery
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 from web.api import Caller, Forbidden, WebApi
 
 PARIS = ZoneInfo("Europe/Paris")

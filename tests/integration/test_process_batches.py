@@ -30,8 +30,9 @@ from domain.sla import IncidentSla, sla_id
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess, recurring_problem_id
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database
+from projections.records import envelope_of
 from projections.tracking import Delivery, Process
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 from tests.conftest import pg_database
 
 PARIS = ZoneInfo("Europe/Paris")

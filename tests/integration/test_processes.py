@@ -38,8 +38,9 @@ from processes.problems import (
     recurring_problem_id,
 )
 from projections.db import Database
+from projections.records import envelope_of
 from projections.tracking import Delivery
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 
 PARIS = ZoneInfo("Europe/Paris")
 ACCOUNT = "resto-chain"

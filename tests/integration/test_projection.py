@@ -14,8 +14,9 @@ from domain.commands import AssignIncident, LogIncident
 from domain.incident import Incident
 from projections.account_incidents import AccountIncidentsProjection, Delivery, PartitionGap
 from projections.db import Database
+from projections.records import envelope_of
 from streams.broker import EmbeddedBroker
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 from streams.relay import Relay
 from streams.worker import Applier, kafka_partition_reader
 from tests.conftest import wait_for

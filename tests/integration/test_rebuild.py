@@ -17,8 +17,9 @@ from domain import commands as cmd
 from domain.commands import ChangeCiState, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
 from itil.rebuild import all_projections, event_topics, rebuild
 from projections.db import Database
+from projections.records import envelope_of
 from projections.tracking import STORE_TOPIC, Delivery, Projection
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 from tests.integration.test_sla import Engine, office_terms, paris
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,8 @@ from marshmallow import ValidationError
 from application.app import ItilApplication
 from domain.monitoring import Alarm
 from projections.db import Database, WriterLock, WriterLockTimeout, sqlite_writer_lock
-from streams.envelope import ENVELOPE_SCHEMA, decode, encode, envelope_of
+from projections.records import envelope_of
+from streams.envelope import ENVELOPE_SCHEMA, decode, encode
 from tests.conftest import ROOT, wait_for
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)

@@ -23,9 +23,10 @@ from domain.errors import IllegalTransition
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
+from projections.records import envelope_of
 from projections.sla import SlaDashboardProjection
 from projections.tracking import Delivery
-from streams.envelope import decode, encode, envelope_of
+from streams.envelope import decode, encode
 
 PARIS = ZoneInfo("Europe/Paris")
 H = 3600

@@ -16,8 +16,9 @@ from application.app import ItilApplication
 from domain.incident import Incident
 from projections.account_incidents import AccountIncidentsProjection
 from projections.db import Database
+from projections.records import envelope_of
 from streams.broker import EmbeddedBroker
-from streams.envelope import encode, envelope_of
+from streams.envelope import encode
 from streams.relay import ensure_topic
 from tests.conftest import EngineProcess, wait_for
 

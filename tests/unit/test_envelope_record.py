@@ -8,7 +8,8 @@ from uuid import UUID
 from domain.configuration import ConfigurationItem
 from domain.incident import Incident
 from projections.account_incidents import _apply, _timeline_row
-from streams.envelope import decode, encode, envelope_of, record_of
+from projections.records import envelope_of, record_of
+from streams.envelope import decode, encode
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 ID = UUID("00000000-0000-4000-8000-000000000001")

@@ -23,7 +23,8 @@ from domain import commands as cmd
 from domain.contract import Terms
 from domain.errors import DomainError
 from domain.monitoring import Alarm
-from streams.envelope import StoredEnvelopes, encode, envelope_of, event_id, record_of
+from projections.records import envelope_of, event_id, record_of
+from streams.envelope import StoredEnvelopes, encode
 from tests.integration.test_process_batches import storm_with_later_changes
 from tests.integration.test_processes import Engine
 from tests.unit.test_upcasting import INCIDENT, V1_LOGGED

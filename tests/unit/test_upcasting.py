@@ -10,7 +10,8 @@ from eventsourcing.persistence import StoredEvent
 
 from application.app import ItilApplication
 from domain.commands import AcknowledgeIncident
-from streams.envelope import decode, encode, envelope_of
+from projections.records import envelope_of
+from streams.envelope import decode, encode
 
 INCIDENT = UUID("0b7e5d1c-4c44-4a8e-9a1d-2f3b9d1e7a01")
 

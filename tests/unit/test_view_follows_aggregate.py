@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.errors import DomainError
 from domain.incident import Incident
 from projections.account_incidents import _apply
-from streams.envelope import envelope_of
+from projections.records import envelope_of
 
 T0 = datetime(2026, 5, 4, 8, 0, tzinfo=timezone.utc)
 ID = UUID("00000000-0000-4000-8000-000000000001")
