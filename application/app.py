@@ -120,8 +120,6 @@ class _ContractsRead:
         return fresh
 
 
-
-
 def _terms_in(contract: ServiceContract | None) -> TermsLookup:
     """The terms lookup of one contract already read (None: no contract, nothing covered)."""
 
@@ -170,7 +168,6 @@ class LinkedIncidents:
             while len(self._folded) > self.size:
                 self._folded.popitem(last=False)
         return linked
-
 
 
 @dataclass
@@ -670,8 +667,6 @@ class _AccountsRead:
                 if aggregate_id not in accounts or accounts[aggregate_id].version < fresh.version:
                     accounts[aggregate_id] = fresh
         return fresh
-
-
 
 
 @functools.lru_cache(maxsize=4096)

@@ -52,7 +52,7 @@ from domain.problem import Problem
 
 # -- handlers -------------------------------------------------------------------------------------
 
-_CHANGE = "change"
+CHANGE = "change"
 _CALENDAR = "change calendar"
 
 
@@ -60,7 +60,7 @@ def request_change(app: ItilApplication, c: RequestChange) -> Change:
     existing = app.find(c.id, Change)
     if existing is not None:
         return existing  # the same RequestChange carried out twice has the effect of once
-    unused_id(app, c.id, _CHANGE)
+    unused_id(app, c.id, CHANGE)
 
     def make() -> Change:
         return Change.request(
@@ -92,7 +92,7 @@ def request_change(app: ItilApplication, c: RequestChange) -> Change:
 
 
 def _on_change(app: ItilApplication, change_id: UUID, act: Callable[[Change], None]) -> Change:
-    [change] = app.update([(change_id, Change, _CHANGE)], act)
+    [change] = app.update([(change_id, Change, CHANGE)], act)
     result: Change = change
     return result
 
@@ -107,9 +107,9 @@ def _with_calendar(
     app: ItilApplication, change_id: UUID, actor: str, at: datetime, act: Callable[[Change, ChangeCalendar], None]
 ) -> Change:
     """Change a change and its account's calendar in one save."""
-    account = app.load(change_id, Change, _CHANGE).account
+    account = app.load(change_id, Change, CHANGE).account
     ids: list[tuple[UUID, type[Aggregate], str]] = [
-        (change_id, Change, _CHANGE),
+        (change_id, Change, CHANGE),
         (calendar_of(app, account, actor, at), ChangeCalendar, _CALENDAR),
     ]
     change, _ = app.update(ids, act)

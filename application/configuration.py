@@ -30,11 +30,11 @@ def ci_id(account: str, ci_name: str) -> UUID:
 # -- handlers -------------------------------------------------------------------------------------
 
 
-def _what(account: str, ci_name: str) -> str:
+def ci_words(account: str, ci_name: str) -> str:
     return f"CI {ci_name!r} on account {account}"
 
 
-def _find(app: ItilApplication, account: str, ci_name: str) -> ConfigurationItem | None:
+def find_ci(app: ItilApplication, account: str, ci_name: str) -> ConfigurationItem | None:
     if not account.strip() or not ci_name.strip():
         return None
     return app.find(ci_id(account, ci_name), ConfigurationItem)
@@ -43,19 +43,19 @@ def _find(app: ItilApplication, account: str, ci_name: str) -> ConfigurationItem
 def _on_ci(
     app: ItilApplication, account: str, ci_name: str, act: Callable[[ConfigurationItem], None]
 ) -> ConfigurationItem:
-    if _find(app, account, ci_name) is None:
-        raise NotFound(f"there is no {_what(account, ci_name)}")
+    if find_ci(app, account, ci_name) is None:
+        raise NotFound(f"there is no {ci_words(account, ci_name)}")
     [ci] = app.update([(ci_id(account, ci_name), ConfigurationItem, "CI")], act)
     result: ConfigurationItem = ci
     return result
 
 
 def register_ci(app: ItilApplication, c: RegisterCi) -> ConfigurationItem:
-    existing = _find(app, c.account, c.ci_name)
+    existing = find_ci(app, c.account, c.ci_name)
     if existing is not None:
         if existing.kind != c.kind:
             raise IllegalTransition(
-                f"cannot register {_what(c.account, c.ci_name)} as a {c.kind}: it is already registered"
+                f"cannot register {ci_words(c.account, c.ci_name)} as a {c.kind}: it is already registered"
                 f" as a {existing.kind} ({existing.id})"
             )
         return existing  # the same registration carried out twice has the effect of once
@@ -75,8 +75,8 @@ def register_ci(app: ItilApplication, c: RegisterCi) -> ConfigurationItem:
 
 
 def relate_cis(app: ItilApplication, c: RelateCis) -> ConfigurationItem:
-    if c.target_ci.strip() != c.ci_name.strip() and _find(app, c.account, c.target_ci) is None:
-        raise NotFound(f"there is no {_what(c.account, c.target_ci)} to relate {c.ci_name!r} to; register it first")
+    if c.target_ci.strip() != c.ci_name.strip() and find_ci(app, c.account, c.target_ci) is None:
+        raise NotFound(f"there is no {ci_words(c.account, c.target_ci)} to relate {c.ci_name!r} to; register it first")
     return _on_ci(
         app, c.account, c.ci_name,
         lambda ci: ci.relate(relation=c.relation, target_ci=c.target_ci, actor=c.actor, at=c.at),

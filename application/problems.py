@@ -36,7 +36,7 @@ from domain.commands import (
 )
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.incident import Incident
-from domain.problem import Problem, link, log_for, unlink
+from domain.problem import Problem, link, linked_incidents, log_for, unlink
 from projections.records import envelope_of
 
 # -- commands -------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ from projections.records import envelope_of
 
 # -- handlers -------------------------------------------------------------------------------------
 
-_PROBLEM = "problem"
+PROBLEM = "problem"
 _IMPLEMENTED_STATUSES = (CHANGE_IMPLEMENTED, CHANGE_REVIEW, CHANGE_CLOSED)
 
 
@@ -79,7 +79,7 @@ def log_problem(app: ItilApplication, c: LogProblem) -> Problem:
         existing = app.find(c.id, Problem)
         if existing is not None:
             return existing  # the same LogProblem carried out twice has the effect of once
-        unused_id(app, c.id, _PROBLEM)
+        unused_id(app, c.id, PROBLEM)
         incidents = [app.load(i, Incident, "incident") for i in c.incident_ids]
         problem = log_for(
             incidents, id=c.id, account=c.account, title=c.title, description=c.description, actor=c.actor,
@@ -95,7 +95,7 @@ def log_problem(app: ItilApplication, c: LogProblem) -> Problem:
 
 
 def _on_problem(app: ItilApplication, problem_id: UUID, act: Callable[[Problem], None]) -> Problem:
-    [problem] = app.update([(problem_id, Problem, _PROBLEM)], act)
+    [problem] = app.update([(problem_id, Problem, PROBLEM)], act)
     result: Problem = problem
     return result
 
@@ -104,7 +104,7 @@ def _on_link(
     app: ItilApplication, problem_id: UUID, incident_id: UUID, act: Callable[[Problem, Incident], None]
 ) -> Problem:
     """Change the problem and the incident together: one save, retried on fresh state on a concurrent one."""
-    problem, _ = app.update([(problem_id, Problem, _PROBLEM), (incident_id, Incident, "incident")], act)
+    problem, _ = app.update([(problem_id, Problem, PROBLEM), (incident_id, Incident, "incident")], act)
     result: Problem = problem
     return result
 
@@ -146,7 +146,7 @@ def propose_change(app: ItilApplication, c: ProposeChange) -> Problem:
             )
         problem.propose_change(change_id=c.change_id, actor=c.actor, at=c.at)
 
-    problem, _ = app.update([(c.problem_id, Problem, _PROBLEM), (c.change_id, Change, "change")], act)
+    problem, _ = app.update([(c.problem_id, Problem, PROBLEM), (c.change_id, Change, "change")], act)
     result: Problem = problem
     return result
 
@@ -167,7 +167,7 @@ def resolve_problem(app: ItilApplication, c: ResolveProblem) -> Problem:
             )
         problem.resolve(via_change_id=via, notes=c.notes, actor=c.actor, at=c.at)
 
-    problem, _ = app.update([(c.problem_id, Problem, _PROBLEM), (via, Change, "change")], act)
+    problem, _ = app.update([(c.problem_id, Problem, PROBLEM), (via, Change, "change")], act)
     result: Problem = problem
     return result
 
@@ -246,6 +246,18 @@ def timeline_of(events: Iterable[DomainEventProtocol[UUID]]) -> list[dict[str, A
             }
         )
     return entries
+
+
+def problem_body(app: ItilApplication, problem: Problem) -> dict[str, Any]:
+    """What the API answers about a problem: its state and the incidents linked to it."""
+    return {**problem.summary(), "linked_incidents": [str(i) for i in incidents_of(app, problem)]}
+
+
+def problem_story(app: ItilApplication, problem: Problem) -> dict[str, Any]:
+    """The problem, the incidents linked to it and its timeline, from one reading of its history."""
+    history = history_of(app, problem)
+    linked = [str(i) for i in linked_incidents(history)]
+    return {**problem.summary(), "linked_incidents": linked, "timeline": timeline_of(history)}
 
 
 HANDLERS = MappingProxyType(

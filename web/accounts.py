@@ -11,15 +11,15 @@ from aiohttp import web
 from marshmallow import ValidationError, fields, validate
 
 from domain import commands as cmd
-from web.api import Route, WebApi, _Command, read_body, reply
+from web.api import CommandBody, Route, WebApi, read_body, reply
 
 
-class RegisterAccountBody(_Command):
+class RegisterAccountBody(CommandBody):
     name = fields.String(load_default="", validate=validate.Length(max=200))
     roc = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
 
 
-class RocBody(_Command):
+class RocBody(CommandBody):
     roc = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
@@ -44,11 +44,11 @@ class PriorityMatrix(fields.Field):
         raise ValidationError('a matrix is {"impact,urgency": priority, ...} or 3 rows of 3 priorities')
 
 
-class PriorityMatrixBody(_Command):
+class PriorityMatrixBody(CommandBody):
     matrix = PriorityMatrix(required=True)
 
 
-class ReopenPeriodBody(_Command):
+class ReopenPeriodBody(CommandBody):
     days = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366))
     hours = fields.Integer(load_default=0, strict=True, validate=validate.Range(min=0, max=366 * 24))
 

@@ -10,7 +10,7 @@ from uuid import uuid4
 from aiohttp import web
 from marshmallow import Schema, ValidationError, fields, validate
 
-from application.changes import _CHANGE
+from application.changes import CHANGE
 from application.problems import timeline
 from domain.calendar import WEEKDAYS
 from domain.change import RISKS, ROLES, TYPES, Change
@@ -33,8 +33,8 @@ from domain.commands import (
     StartChange,
     SubmitChange,
 )
-from web.api import Route, WebApi, read_body, reply
-from web.problems import CommandBody, ReasonBody, command_of, id_in_path, load_in_path
+from web.api import CommandBody, Route, WebApi, command_of, id_in_path, load_in_path, read_body, reply
+from web.problems import ReasonBody
 
 # -- HTTP -----------------------------------------------------------------------------------------
 
@@ -139,7 +139,7 @@ CHANGE_COMMANDS: dict[str, tuple[Schema, type]] = {
 
 
 async def change_account(api: WebApi, request: web.Request) -> str | None:
-    change: Change = await load_in_path(api, request, "change_id", Change, _CHANGE)
+    change: Change = await load_in_path(api, request, "change_id", Change, CHANGE)
     return change.account
 
 
@@ -156,7 +156,7 @@ async def request_change_route(api: WebApi, request: web.Request) -> web.Respons
 
 
 async def change_command_route(api: WebApi, request: web.Request) -> web.Response:
-    change_id = id_in_path(request, "change_id", _CHANGE)
+    change_id = id_in_path(request, "change_id", CHANGE)
     command = await command_of(api, request, CHANGE_COMMANDS, change_id=change_id)
     if isinstance(command, ApproveChange | RejectChange) and command.approver is None:
         command = replace(command, approver=command.actor)
@@ -168,7 +168,7 @@ async def change_command_route(api: WebApi, request: web.Request) -> web.Respons
 
 async def get_change_route(api: WebApi, request: web.Request) -> web.Response:
     """The change as the store has it now, with its whole story."""
-    change: Change = await load_in_path(api, request, "change_id", Change, _CHANGE)
+    change: Change = await load_in_path(api, request, "change_id", Change, CHANGE)
     body = change.summary()
     body["timeline"] = await asyncio.to_thread(timeline, api.app, change.id)
     return reply(body)
@@ -224,9 +224,7 @@ ROUTES = (
     Route("GET", "/api/changes/{change_id}", get_change_route, "change.read", change_account),
     Route("POST", "/api/changes/{change_id}/{command}", change_command_route, "change.update", change_account),
     Route("GET", "/api/accounts/{account}/change-calendar", get_change_calendar_route, "account.read", "path"),
-    Route(
-        "PUT", "/api/accounts/{account}/freeze-windows/{name}", put_freeze_route, "change_calendar.update", "path"
-    ),
+    Route("PUT", "/api/accounts/{account}/freeze-windows/{name}", put_freeze_route, "change_calendar.update", "path"),
     Route(
         "DELETE",
         "/api/accounts/{account}/freeze-windows/{name}",

@@ -9,19 +9,14 @@ from typing import Any
 from aiohttp import web
 from marshmallow import Schema, fields, validate
 
-from application.configuration import _find, _what
+from application.configuration import ci_words, find_ci
 from domain.commands import ChangeCiState, RegisterCi, RelateCis, RetireCi, UnrelateCis, UpdateCiAttributes
 from domain.configuration import KINDS, RELATIONS, STATES
 from domain.errors import NotFound
 from projections.configuration import CiRegistryProjection
-from web.api import Route, WebApi, read_body, reply
+from web.api import CommandBody, Route, WebApi, read_body, reply
 
 # -- HTTP -----------------------------------------------------------------------------------------
-
-
-class _Command(Schema):
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "when it happened; default now"})
-    actor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
 
 
 def _attributes(required: bool) -> fields.Dict:
@@ -32,27 +27,27 @@ def _attributes(required: bool) -> fields.Dict:
     return fields.Dict(keys=keys, values=values, load_default=dict)
 
 
-class RegisterCiBody(_Command):
+class RegisterCiBody(CommandBody):
     ci = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"example": "router-42"})
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     attributes = _attributes(required=False)
 
 
-class RelationBody(_Command):
+class RelationBody(CommandBody):
     relation = fields.String(required=True, validate=validate.OneOf(RELATIONS))
     target = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-class StateBody(_Command):
+class StateBody(CommandBody):
     state = fields.String(required=True, validate=validate.OneOf(STATES))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
 
 
-class AttributesBody(_Command):
+class AttributesBody(CommandBody):
     attributes = _attributes(required=True)
 
 
-class RetireBody(_Command):
+class RetireBody(CommandBody):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=5000))
 
 
@@ -117,9 +112,9 @@ async def list_cis_route(api: WebApi, request: web.Request) -> web.Response:
 async def get_ci_route(api: WebApi, request: web.Request) -> web.Response:
     """One CI as the store has it now, with the CIs that depend on it, from the registry."""
     account, name = request.match_info["account"], request.match_info["ci"]
-    ci = await asyncio.to_thread(_find, api.app, account, name)
+    ci = await asyncio.to_thread(find_ci, api.app, account, name)
     if ci is None:
-        raise NotFound(f"there is no {_what(account, name)}")
+        raise NotFound(f"there is no {ci_words(account, name)}")
     view = registry(api)
     body = ci.summary()
     body["dependents"] = await asyncio.to_thread(view.dependents, account, ci.ci_name)

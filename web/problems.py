@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from aiohttp import web
-from eventsourcing.domain import Aggregate
 from marshmallow import Schema, fields, validate
 
-from application.app import ItilApplication
-from application.problems import _PROBLEM, history_of, incidents_of, timeline_of
+from application.problems import PROBLEM, problem_body, problem_story
 from domain.commands import (
     AddIncidentToProblem,
     CancelProblem,
@@ -25,18 +22,10 @@ from domain.commands import (
     ResolveProblem,
     StartInvestigation,
 )
-from domain.errors import NotFound
-from domain.problem import Problem, linked_incidents
-from web.api import Route, WebApi, read_body, reply
+from domain.problem import Problem
+from web.api import CommandBody, Route, WebApi, command_of, id_in_path, load_in_path, read_body, reply
 
 # -- HTTP -----------------------------------------------------------------------------------------
-
-
-class CommandBody(Schema):
-    """What every command body may carry: when it happened and, without X-Actor, who acted."""
-
-    at = fields.AwareDateTime(load_default=None, metadata={"description": "when it happened; default now"})
-    actor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
 
 
 def _text(max_length: int = 20000, required: bool = True) -> fields.String:
@@ -95,34 +84,9 @@ PROBLEM_COMMANDS: dict[str, tuple[Schema, type]] = {
 """POST /api/problems/{problem_id}/{command}: the body's schema and the command it becomes."""
 
 
-def id_in_path(request: web.Request, key: str, what: str) -> UUID:
-    text = request.match_info[key]
-    try:
-        return UUID(text)
-    except ValueError:
-        raise NotFound(f"there is no {what} {text!r}: not a {what} id") from None
-
-
-async def load_in_path(api: WebApi, request: web.Request, key: str, kind: type[Aggregate], what: str) -> Any:
-    """The aggregate named in the path (404 when there is none)."""
-    return await asyncio.to_thread(api.app.load, id_in_path(request, key, what), kind, what)
-
-
 async def problem_account(api: WebApi, request: web.Request) -> str | None:
-    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
+    problem: Problem = await load_in_path(api, request, "problem_id", Problem, PROBLEM)
     return problem.account
-
-
-async def command_of(api: WebApi, request: web.Request, commands: dict[str, tuple[Schema, type]], **ids: Any) -> Any:
-    """The command named by the path's {command}, built from the validated body."""
-    name = request.match_info["command"]
-    if name not in commands:
-        raise NotFound(f"unknown command {name!r}; use one of {', '.join(commands)}")
-    schema, command_class = commands[name]
-    data = schema.load(await read_body(request))
-    actor, at = api.actor_and_at(request, data)
-    data.update(actor=actor, at=at, **ids)
-    return command_class(**data)
 
 
 async def log_problem_route(api: WebApi, request: web.Request) -> web.Response:
@@ -139,7 +103,7 @@ async def log_problem_route(api: WebApi, request: web.Request) -> web.Response:
 
 
 async def problem_command_route(api: WebApi, request: web.Request) -> web.Response:
-    problem_id = id_in_path(request, "problem_id", _PROBLEM)
+    problem_id = id_in_path(request, "problem_id", PROBLEM)
     command = await command_of(api, request, PROBLEM_COMMANDS, problem_id=problem_id)
     problem = await asyncio.to_thread(api.app.handle, command)
     return reply(await asyncio.to_thread(problem_body, api.app, problem))
@@ -147,20 +111,8 @@ async def problem_command_route(api: WebApi, request: web.Request) -> web.Respon
 
 async def get_problem_route(api: WebApi, request: web.Request) -> web.Response:
     """The problem as the store has it now, with its whole story."""
-    problem: Problem = await load_in_path(api, request, "problem_id", Problem, _PROBLEM)
+    problem: Problem = await load_in_path(api, request, "problem_id", Problem, PROBLEM)
     return reply(await asyncio.to_thread(problem_story, api.app, problem))
-
-
-def problem_body(app: ItilApplication, problem: Problem) -> dict[str, Any]:
-    """What the API answers about a problem: its state and the incidents linked to it."""
-    return {**problem.summary(), "linked_incidents": [str(i) for i in incidents_of(app, problem)]}
-
-
-def problem_story(app: ItilApplication, problem: Problem) -> dict[str, Any]:
-    """The problem, the incidents linked to it and its timeline, from one reading of its history."""
-    history = history_of(app, problem)
-    linked = [str(i) for i in linked_incidents(history)]
-    return {**problem.summary(), "linked_incidents": linked, "timeline": timeline_of(history)}
 
 
 ROUTES = (

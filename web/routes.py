@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from web import accounts, api, changes, configuration, contracts, monitoring, problems
+from web import accounts, api, changes, configuration, contracts, incidents, monitoring, problems, sla
 from web.api import Route
 
-AREAS = (api, accounts, problems, changes, configuration, monitoring, contracts)
+AREAS = (api, incidents, sla, accounts, problems, changes, configuration, monitoring, contracts)
 
 
 def all_routes() -> tuple[Route, ...]:

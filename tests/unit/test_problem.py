@@ -16,7 +16,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import StoredEvent
 
 from application import problems as prb
-from application.app import ItilApplication
+from application.app import ItilApplication, LinkedIncidents
 from domain import commands as cmd
 from domain.commands import LinkIncidentToProblem, LogIncident
 from domain.errors import DomainError, IllegalTransition, InvalidCommand
@@ -1162,7 +1162,7 @@ def test_the_incidents_kept_for_a_problem_follow_its_versions(tmp_path: Path) ->
     app.handle(cmd.LogProblem(PROBLEM_ID, account="resto-chain", title="x", actor="pm", at=at(0),
                               incident_ids=(INCIDENT_1,)))  # fmt: skip
     earlier = app.handle(cmd.AddIncidentToProblem(PROBLEM_ID, INCIDENT_2, actor="pm", at=at(1)))
-    kept = prb.LinkedIncidents(app)
+    kept = LinkedIncidents(app)
     assert (earlier.version, kept.of(earlier)) == (2, (INCIDENT_1, INCIDENT_2))
 
     app.handle(cmd.RemoveIncidentFromProblem(PROBLEM_ID, INCIDENT_1, actor="pm", at=at(2)))
