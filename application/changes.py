@@ -1,9 +1,8 @@
-"""Change enablement: the commands on changes and on each account's change calendar, their
-handlers, and the routes of /api/changes, freeze windows and maintenance windows.
+"""Change enablement: the handlers of the commands on changes and on each account's change calendar
+(their routes, /api/changes, freeze windows and maintenance windows: `web.changes`).
 
 Scheduling books the change's window in the account's ChangeCalendar in the same save as the
 change itself; completing, failing or cancelling a scheduled change releases its booking.
-Importing this module registers the handlers (with `handles`) and the routes (in EXTRA_ROUTES).
 """
 
 from __future__ import annotations

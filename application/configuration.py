@@ -1,8 +1,7 @@
-"""Configuration management: the commands on CIs, their handlers, and the routes of /api/cis.
+"""Configuration management: the handlers of the commands on CIs (their routes: `web.configuration`).
 
 A CI's id is derived from its account and name (`ci_id`), so incidents, changes and processes
 name CIs the way people do and a repeated registration finds the CI it already made.
-Importing this module registers the handlers (with `handles`) and the routes (in EXTRA_ROUTES).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Supervision settings and views: each account's alarm rules, and its open alarms.
-
-Importing this module registers the SetAlarmRules handler (with `handles`), the routes (in
-EXTRA_ROUTES) and, through processes.alarms, the intake handlers of the alarm and fleet messages.
-"""
+"""Supervision settings: each account's alarm rules (routes: `web.monitoring`; the alarms themselves:
+`application.alarms`)."""
 
 from __future__ import annotations
 

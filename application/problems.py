@@ -1,7 +1,5 @@
-"""Problem management: its commands, their handlers, and the routes of /api/problems.
-
-Importing this module registers the handlers (with `handles`) and the routes (in EXTRA_ROUTES).
-"""
+"""Problem management: the handlers of its commands, and what the API reads of a problem (its routes:
+`web.problems`)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Many clients (threads) each carry incidents through their life: log, acknowledge
 restore, resolve, close. Measured in the same run, on the same kind of store:
   plain   the eventsourcing application saving one aggregate per command (load, call, save);
   crud    a classic ticket tool: one INSERT, then one UPDATE of the incident's row per command;
-  engine  the engine's group commit (itil.batching): concurrent commands share a transaction,
+  engine  the engine's group commit (application.batching): concurrent commands share a transaction,
           each still checked against its aggregate's state, refusals still per command.
 Targets: engine at least 5x plain on each store, and not slower than crud. All three use the same
 client threads, the same store settings (SQLite in WAL mode with its default synchronous=FULL;

@@ -211,7 +211,7 @@ class Projection(TrackedConsumer):
     def replay(self, records: list[dict[str, Any]], position: int) -> int:
         """Apply events read from the store in store order (a rebuild: no broker, no redelivery),
         and record `position`, the last one read, in the same transaction; returns how many changed
-        the view. `records` hold what `apply_events` reads of an envelope (`streams.envelope.record_of`)."""
+        the view. `records` hold what `apply_events` reads of an envelope (`projections.records.record_of`)."""
         with self.db.transaction() as tx:
             applied = self.apply_events(tx, records) if records else 0
             self._record(tx, {(STORE_TOPIC, 0): (position, position)})

@@ -1,6 +1,6 @@
 """Accounts, escalations, major incidents, parent/child outages, the reopen period and comments over HTTP.
 
-The web application is the real one (itil/web.py), served in-process by aiohttp's test server
+The web application is the real one (web/), served in-process by aiohttp's test server
 inside `asyncio.run`, over the real store, account view and SLA side (SQLite and PostgreSQL).
 Its clock is a hand-driven one; `engine.pump()` delivers the stored events to the consumers as
 the worker would, so the account view can be read back without Kafka.

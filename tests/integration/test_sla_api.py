@@ -1,6 +1,6 @@
 """The SLA side of the HTTP API, served in-process around the SLA test harness.
 
-The web application is the real one (itil/web.py) over the harness's store, account view and SLA
+The web application is the real one (web/) over the harness's store, account view and SLA
 dashboard, served by aiohttp's test server inside `asyncio.run`. Its clock is the harness's
 hand-driven clock: commands posted without an instant happen at `engine.now`, and `engine.at(...)`
 delivers the stored events to the view, the dashboard and the SLA process, then runs the ticker.
