@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.priority import DEFAULT_MATRIX, check_matrix, matrix_of_rows, matrix_rows
+from domain.rules import aware, check_actor_and_instant, check_uuid, optional, required
 
 DEFAULT_REOPEN_PERIOD = timedelta(days=7)
 """How long after resolution an incident may be reopened when the account says nothing else."""
@@ -21,22 +22,6 @@ _ACCOUNT_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:account")
 def account_id(account: str) -> UUID:
     """Each account has one Account aggregate, found from the account's name alone."""
     return uuid5(_ACCOUNT_NS, account.strip())
-
-
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _optional(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _aware(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
-    return at
 
 
 def period_text(period: timedelta) -> str:
@@ -93,31 +78,31 @@ class Account(Aggregate):
     @classmethod
     def register(cls, *, account: str, name: str = "", roc: str | None = None, actor: str, at: datetime) -> Account:
         """Register an account, with its ROC when it already has one."""
-        account = _required("account", account)
+        account = required("account", account)
         return cls._create(
-            cls.Registered, id=account_id(account), account=account, name=_optional(name) or account,
-            roc=_optional(roc), actor=_required("actor", actor), at=_aware(at),
+            cls.Registered, id=account_id(account), account=account, name=optional(name) or account,
+            roc=optional(roc), actor=required("actor", actor), at=aware(at),
         )  # fmt: skip
 
     # -- commands -----------------------------------------------------------------
 
     def set_roc(self, *, roc: str, actor: str, at: datetime) -> None:
         """Name the account's ROC; setting the same one again changes nothing."""
-        self._check(actor, at)
-        roc = _required("roc", roc)
+        check_actor_and_instant(actor, at)
+        roc = required("roc", roc)
         if roc != self.roc:
             self._roc_set(roc=roc, previous_roc=self.roc, actor=actor, at=at)
 
     def set_priority_matrix(self, *, matrix: Mapping[tuple[int, int], int], actor: str, at: datetime) -> None:
         """Give the account its own impact × urgency -> priority matrix; all 9 cells are required."""
-        self._check(actor, at)
+        check_actor_and_instant(actor, at)
         rows = matrix_rows(check_matrix(matrix))
         if rows != matrix_rows(self.matrix):
             self._priority_matrix_set(rows=rows, actor=actor, at=at)
 
     def set_reopen_period(self, *, period: timedelta, actor: str, at: datetime) -> None:
         """How long after resolution an incident of this account may still be reopened."""
-        self._check(actor, at)
+        check_actor_and_instant(actor, at)
         if not isinstance(period, timedelta) or period <= timedelta(0):
             raise InvalidCommand(f"the reopen period must be longer than zero, not {period!r}")
         if period.total_seconds() != int(period.total_seconds()):
@@ -130,11 +115,10 @@ class Account(Aggregate):
 
         Returns False when the ROC was already informed of this subject for this reason.
         """
-        self._check(actor, at)
-        if not isinstance(subject_id, UUID):
-            raise InvalidCommand(f"the subject id must be a UUID, not {subject_id!r}")
-        subject = _required("subject", subject)
-        reason = _required("reason", reason)
+        check_actor_and_instant(actor, at)
+        check_uuid("the subject id", subject_id)
+        subject = required("subject", subject)
+        reason = required("reason", reason)
         if (subject_id, reason) in self._informed:
             return False
         if self.roc is None:
@@ -147,12 +131,6 @@ class Account(Aggregate):
 
     def was_informed(self, subject_id: UUID, reason: str) -> bool:
         return (subject_id, reason) in self._informed
-
-    # -- rules --------------------------------------------------------------------
-
-    def _check(self, actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
 
     # -- mutators: only assign state ---------------------------------------------
 

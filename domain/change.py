@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
+from domain.rules import StatusFlow, aware, check_uuid, one_of, required
 
 STANDARD = "standard"
 NORMAL = "normal"
@@ -184,31 +185,13 @@ def _window(start: datetime, end: datetime) -> str:
 # -- validation -----------------------------------------------------------------------------------
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidCommand(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return str(value)
-
-
-def _aware(at: object, name: str = "the instant") -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"{name} must be a date-time with a time zone, not {at!r}")
-    return at
-
-
 def _names(name: str, values: object, none_given: str) -> tuple[str, ...]:
     """A non-empty list of distinct, trimmed names."""
     if isinstance(values, str | bytes) or not isinstance(values, Iterable):
         raise InvalidCommand(f"{name} must be a list of names, not {values!r}")
     names: list[str] = []
     for value in values:
-        item = _required(f"each of the {name}", value)
+        item = required(f"each of the {name}", value)
         if item in names:
             raise InvalidCommand(f"{name} list {item} twice")
         names.append(item)
@@ -217,7 +200,7 @@ def _names(name: str, values: object, none_given: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-class Change(Aggregate):
+class Change(StatusFlow, Aggregate):
     """A change on a customer account, from request through authorisation, implementation and review."""
 
     class Event(Aggregate.Event):
@@ -350,29 +333,29 @@ class Change(Aggregate):
         problem_id: UUID | None = None,
     ) -> Change:
         """Request a change on the CIs it affects; a standard change names its pre-approved template."""
-        type = _one_of("change type", type, TYPES)
+        type = one_of("change type", type, TYPES)
         if type == STANDARD:
-            template = _required("a standard change's template", template)
+            template = required("a standard change's template", template)
         elif template is not None and (not isinstance(template, str) or template.strip()):
             raise InvalidCommand(
                 f"only a standard change comes from a template; a {type} change cannot use {template!r}"
             )
         else:
             template = None
-        if problem_id is not None and not isinstance(problem_id, UUID):
-            raise InvalidCommand(f"problem id must be a UUID, not {problem_id!r}")
+        if problem_id is not None:
+            check_uuid("problem id", problem_id)
         return cls._create(
             cls.Requested,
             id=id,
-            account=_required("account", account),
+            account=required("account", account),
             type=type,
-            title=_required("title", title),
+            title=required("title", title),
             description=description.strip() if isinstance(description, str) else "",
             affected_cis=_names("affected CIs", affected_cis, "a change must name at least one affected CI"),
             template=template,
             problem_id=problem_id,
-            actor=_required("actor", actor),
-            at=_aware(at),
+            actor=required("actor", actor),
+            at=aware(at),
         )
 
     # -- commands: to authorisation ---------------------------------------------------
@@ -412,10 +395,10 @@ class Change(Aggregate):
             )
         self._refuse_unless("assess", (ASSESSMENT, AUTHORISATION))
         self._assessed(
-            risk=_one_of("risk", risk, RISKS),
-            impact=_required("impact", impact),
-            implementation_plan=_required("implementation plan", implementation_plan),
-            backout_plan=_required("backout plan", backout_plan),
+            risk=one_of("risk", risk, RISKS),
+            impact=required("impact", impact),
+            implementation_plan=required("implementation plan", implementation_plan),
+            backout_plan=required("backout plan", backout_plan),
             actor=actor,
             at=at,
         )
@@ -463,7 +446,7 @@ class Change(Aggregate):
         """Record a refusal: the change manager's, or any one CAB member's, rejects the change."""
         self._check("reject", actor, at)
         role = self._voting_role("reject", approver, role)
-        reason = _required("reason", reason)
+        reason = required("reason", reason)
         self._rejected(approver=approver.strip(), role=role, reason=reason, actor=actor, at=at)
 
     # -- commands: from schedule to closure ------------------------------------------
@@ -486,8 +469,8 @@ class Change(Aggregate):
         """
         self._check("schedule", actor, at)
         self._refuse_unless("schedule", (AUTHORISED, SCHEDULED))
-        start = _aware(start, "the start")
-        end = _aware(end, "the end")
+        start = aware(start, "the start")
+        end = aware(end, "the end")
         if not end > start:
             raise InvalidCommand(
                 f"cannot schedule change {self.id}: the end {end.isoformat()} must be after"
@@ -529,8 +512,8 @@ class Change(Aggregate):
         self._check("record the failure of", actor, at)
         self._refuse_unless("record the failure of", (IMPLEMENTING,))
         self._failed(
-            reason=_required("reason", reason),
-            backout_performed=_required("backout performed", backout_performed),
+            reason=required("reason", reason),
+            backout_performed=required("backout performed", backout_performed),
             actor=actor,
             at=at,
         )
@@ -539,7 +522,7 @@ class Change(Aggregate):
         """Review the implemented or failed change (post-implementation review)."""
         self._check("review", actor, at)
         self._refuse_unless("review", (IMPLEMENTED, FAILED))
-        self._reviewed(outcome=_required("outcome", outcome), actor=actor, at=at)
+        self._reviewed(outcome=required("outcome", outcome), actor=actor, at=at)
 
     def close(self, *, actor: str, at: datetime) -> None:
         """Close a reviewed change for good."""
@@ -551,7 +534,7 @@ class Change(Aggregate):
         """Withdraw a change before its implementation starts."""
         self._check("cancel", actor, at)
         self._refuse_unless("cancel", CANCELLABLE_STATUSES)
-        self._cancelled(reason=_required("reason", reason), actor=actor, at=at)
+        self._cancelled(reason=required("reason", reason), actor=actor, at=at)
 
     # -- rules --------------------------------------------------------------------
 
@@ -573,9 +556,9 @@ class Change(Aggregate):
     def _voting_role(self, verb: str, approver: object, role: object) -> str:
         """The role in which `approver` may vote now; refuses a vote that does not count."""
         self._refuse_unless(verb, (AUTHORISATION,))
-        approver = _required("approver", approver)
+        approver = required("approver", approver)
         if role is not None:
-            role = _one_of("role", role, ROLES)
+            role = one_of("role", role, ROLES)
         if self.cab_members is None:
             if self.type == EMERGENCY:
                 raise IllegalTransition(
@@ -609,25 +592,13 @@ class Change(Aggregate):
         emergency = self.cab_emergency if emergency is None else emergency
         return "the emergency CAB" if emergency else "the CAB"
 
-    def _check(self, verb: str, actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
-        if at < self.last_at:
-            raise InvalidCommand(
-                f"cannot {verb} change {self.id} at {at.isoformat()}: that is before its"
-                f" last recorded step at {self.last_at.isoformat()}"
-            )
+    def _name(self) -> str:
+        return f"change {self.id}"
 
-    def _refuse_unless(self, verb: str, allowed: tuple[str, ...]) -> None:
-        if self.status not in allowed:
-            raise IllegalTransition(
-                f"cannot {verb} change {self.id}: {_STATUS_TEXT[self.status]}{_why(verb, self.status)}"
-            )
+    def _refusal(self, verb: str) -> str:
+        return f"{_STATUS_TEXT[self.status]}{_why(verb, self.status)}"
 
     # -- mutators: only assign state ---------------------------------------------
-
-    def _stamp(self, at: datetime) -> None:
-        self.last_at = at
 
     @event(Submitted)
     def _submitted(self, actor: str, at: datetime) -> None:

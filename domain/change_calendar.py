@@ -38,6 +38,7 @@ from domain.change import (
     within_maintenance_windows,
 )
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.rules import aware, check_actor_and_instant, check_uuid, required
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 
@@ -56,21 +57,9 @@ def calendar_id(account: str) -> UUID:
 # -- validation -----------------------------------------------------------------------------------
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _aware(at: object, name: str = "the instant") -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None or at.utcoffset() is None:
-        raise InvalidCommand(f"{name} must be a date-time with a time zone, not {at!r}")
-    return at
-
-
 def _period(what: str, start: object, end: object) -> tuple[datetime, datetime]:
-    start = _aware(start, f"the start of {what}")
-    end = _aware(end, f"the end of {what}")
+    start = aware(start, f"the start of {what}")
+    end = aware(end, f"the end of {what}")
     if not end > start:
         raise InvalidCommand(f"{what} must end after it starts, not {start.isoformat()}–{end.isoformat()}")
     return start, end
@@ -108,7 +97,7 @@ def _weekly_windows(ci: str, windows: object) -> tuple[WeeklyWindow, ...]:
 
 
 def _zone_name(timezone: object) -> str:
-    name = _required("the time zone of maintenance windows", timezone)
+    name = required("the time zone of maintenance windows", timezone)
     BusinessCalendar(CalendarSpec(timezone=name, hours=((0, "00:00", "24:00"),), holidays_country=None))
     return name
 
@@ -215,9 +204,9 @@ class ChangeCalendar(Aggregate):
     @classmethod
     def open(cls, *, account: str, actor: str, at: datetime) -> ChangeCalendar:
         """Open the account's change calendar, empty."""
-        account = _required("account", account)
+        account = required("account", account)
         return cls._create(
-            cls.Opened, id=calendar_id(account), account=account, actor=_required("actor", actor), at=_aware(at)
+            cls.Opened, id=calendar_id(account), account=account, actor=required("actor", actor), at=aware(at)
         )
 
     # -- reading --------------------------------------------------------------------
@@ -247,7 +236,7 @@ class ChangeCalendar(Aggregate):
 
         An empty window is covered by anything (refusing it is the change's business).
         """
-        start, end = _aware(start, "the start of the window"), _aware(end, "the end of the window")
+        start, end = aware(start, "the start of the window"), aware(end, "the end of the window")
         if not end > start:
             return ()
         return tuple(
@@ -272,8 +261,8 @@ class ChangeCalendar(Aggregate):
         Changes already booked over it keep their booking (see `bookings_during`) and must be
         re-planned by hand. Declaring the same freeze again changes nothing.
         """
-        self._check(actor, at)
-        name = _required("the name of a freeze window", name)
+        check_actor_and_instant(actor, at)
+        name = required("the name of a freeze window", name)
         start, end = _period(f"freeze window {name}", start, end)
         reason = reason.strip() if isinstance(reason, str) else ""
         if self._freezes.get(name) == Freeze(name=name, start=start, end=end, reason=reason):
@@ -282,8 +271,8 @@ class ChangeCalendar(Aggregate):
 
     def remove_freeze(self, *, name: str, actor: str, at: datetime) -> None:
         """Lift a freeze window."""
-        self._check(actor, at)
-        name = _required("the name of a freeze window", name)
+        check_actor_and_instant(actor, at)
+        name = required("the name of a freeze window", name)
         if name not in self._freezes:
             known = ", ".join(sorted(self._freezes)) or "none"
             raise NotFound(f"there is no freeze window {name!r} in {self._name()} (freeze windows: {known})")
@@ -302,8 +291,8 @@ class ChangeCalendar(Aggregate):
 
         Setting the same windows again changes nothing.
         """
-        self._check(actor, at)
-        ci = _required("CI name", ci)
+        check_actor_and_instant(actor, at)
+        ci = required("CI name", ci)
         checked = _weekly_windows(ci, windows)
         timezone = _zone_name(timezone)
         current = self._maintenance.get(ci)
@@ -320,12 +309,11 @@ class ChangeCalendar(Aggregate):
 
         Refused when it overlaps another booked change on a shared CI, or a freeze window.
         """
-        self._check(actor, at)
-        if not isinstance(change_id, UUID):
-            raise InvalidCommand(f"change id must be a UUID, not {change_id!r}")
+        check_actor_and_instant(actor, at)
+        check_uuid("change id", change_id)
         if isinstance(cis, str | bytes):
             raise InvalidCommand(f"the CIs of a booking must be a list of names, not {cis!r}")
-        names = tuple(_required("each CI of a booking", ci) for ci in cis)
+        names = tuple(required("each CI of a booking", ci) for ci in cis)
         if not names:
             raise InvalidCommand(f"cannot book change {change_id}: it names no CI")
         start, end = _period(f"the window of change {change_id}", start, end)
@@ -343,20 +331,15 @@ class ChangeCalendar(Aggregate):
 
     def release(self, *, change_id: UUID, reason: str, actor: str, at: datetime) -> None:
         """Free the window of a change that was completed, failed or cancelled."""
-        self._check(actor, at)
+        check_actor_and_instant(actor, at)
         if change_id not in self._bookings:
             raise IllegalTransition(f"cannot release change {change_id} from {self._name()}: it has no booking")
-        self._booking_released(change_id=change_id, reason=_required("reason", reason), actor=actor, at=at)
+        self._booking_released(change_id=change_id, reason=required("reason", reason), actor=actor, at=at)
 
     # -- rules ----------------------------------------------------------------------
 
     def _name(self) -> str:
         return f"the change calendar of account {self.account}"
-
-    @staticmethod
-    def _check(actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
 
     # -- mutators: only assign state -----------------------------------------------
 

@@ -11,6 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
+from domain.rules import InOrder, aware, one_of, required
 
 KINDS = (
     "site",
@@ -41,33 +42,15 @@ STATES = (OPERATIONAL, DOWN, DEGRADED, MAINTENANCE, RETIRED)
 _NO_ATTRIBUTES: Mapping[str, str] = MappingProxyType({})
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidCommand(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return str(value)
-
-
-def _aware(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
-    return at
-
-
 def _attributes(values: object) -> dict[str, str]:
     if not isinstance(values, Mapping):
         raise InvalidCommand(f"attributes must be a mapping of names to texts, not {values!r}")
     attributes: dict[str, str] = {}
     for name, value in values.items():
-        name = _required("an attribute name", name)
+        name = required("an attribute name", name)
         if name in attributes:
             raise InvalidCommand(f"attribute {name!r} is given twice")
-        attributes[name] = _required(f"attribute {name!r}'s value", value)
+        attributes[name] = required(f"attribute {name!r}'s value", value)
     return attributes
 
 
@@ -93,7 +76,7 @@ def dependents(relations: Mapping[str, Iterable[tuple[str, str]]], ci: str) -> s
     return found
 
 
-class ConfigurationItem(Aggregate):
+class ConfigurationItem(InOrder, Aggregate):
     """A configuration item of a customer account: what it is, what it relies on, whether it works."""
 
     class Event(Aggregate.Event):
@@ -164,12 +147,12 @@ class ConfigurationItem(Aggregate):
         return cls._create(
             cls.Registered,
             id=id,
-            account=_required("account", account),
-            ci_name=_required("CI name", ci_name),
-            kind=_one_of("kind", kind, KINDS),
+            account=required("account", account),
+            ci_name=required("CI name", ci_name),
+            kind=one_of("kind", kind, KINDS),
             attributes=_attributes(attributes),
-            actor=_required("actor", actor),
-            at=_aware(at),
+            actor=required("actor", actor),
+            at=aware(at),
         )
 
     # -- properties ---------------------------------------------------------------
@@ -188,8 +171,8 @@ class ConfigurationItem(Aggregate):
     def relate(self, *, relation: str, target_ci: str, actor: str, at: datetime) -> None:
         """Record that this CI depends on, is located at, or is connected to another CI."""
         self._check("relate", actor, at)
-        relation = _one_of("relation", relation, RELATIONS)
-        target_ci = _required("target CI", target_ci)
+        relation = one_of("relation", relation, RELATIONS)
+        target_ci = required("target CI", target_ci)
         if target_ci == self.ci_name:
             raise InvalidCommand(f"cannot relate {self._name()} to itself ({relation})")
         if (relation, target_ci) in self._relations:
@@ -201,8 +184,8 @@ class ConfigurationItem(Aggregate):
     def unrelate(self, *, relation: str, target_ci: str, actor: str, at: datetime) -> None:
         """Remove one of this CI's relations."""
         self._check("unrelate", actor, at)
-        relation = _one_of("relation", relation, RELATIONS)
-        target_ci = _required("target CI", target_ci)
+        relation = one_of("relation", relation, RELATIONS)
+        target_ci = required("target CI", target_ci)
         if (relation, target_ci) not in self._relations:
             raise IllegalTransition(
                 f"cannot unrelate {self._name()} from {target_ci}: it is not {_relation_text(relation)} it"
@@ -211,14 +194,14 @@ class ConfigurationItem(Aggregate):
 
     def change_state(self, *, state: str, reason: str, actor: str, at: datetime) -> None:
         """Record that the CI is operational, down, degraded or in maintenance (or retire it)."""
-        state = _one_of("state", state, STATES)
+        state = one_of("state", state, STATES)
         if state == RETIRED:
             self.retire(reason=reason, actor=actor, at=at)
             return
         self._check("change the state of", actor, at)
         if state == self.state:
             raise IllegalTransition(f"cannot change the state of {self._name()}: it is already {state}")
-        self._state_changed(state=state, reason=_required("reason", reason), actor=actor, at=at)
+        self._state_changed(state=state, reason=required("reason", reason), actor=actor, at=at)
 
     def update_attributes(self, *, attributes: Mapping[str, str], actor: str, at: datetime) -> None:
         """Set some attributes (serial number, carrier reference, address...); others are kept."""
@@ -234,7 +217,7 @@ class ConfigurationItem(Aggregate):
     def retire(self, *, reason: str, actor: str, at: datetime) -> None:
         """Take the CI out of service for good; nothing can change it afterwards."""
         self._check("retire", actor, at)
-        self._retired(reason=_required("reason", reason), actor=actor, at=at)
+        self._retired(reason=required("reason", reason), actor=actor, at=at)
 
     # -- rules --------------------------------------------------------------------
 
@@ -242,13 +225,7 @@ class ConfigurationItem(Aggregate):
         return f"CI {self.ci_name} ({self.id})"
 
     def _check(self, verb: str, actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
-        if at < self.last_at:
-            raise InvalidCommand(
-                f"cannot {verb} {self._name()} at {at.isoformat()}: that is before its"
-                f" last recorded step at {self.last_at.isoformat()}"
-            )
+        super()._check(verb, actor, at)
         if self.state == RETIRED:
             raise IllegalTransition(
                 f"cannot {verb} {self._name()}: it was retired at {self._retired_at_text()}"
@@ -259,9 +236,6 @@ class ConfigurationItem(Aggregate):
         return self.retired_at.isoformat() if self.retired_at else "?"
 
     # -- mutators: only assign state ---------------------------------------------
-
-    def _stamp(self, at: datetime) -> None:
-        self.last_at = at
 
     @event(Related)
     def _related(self, relation: str, target_ci: str, actor: str, at: datetime) -> None:

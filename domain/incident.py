@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.account import DEFAULT_REOPEN_PERIOD, period_text
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.priority import DEFAULT_MATRIX, priority_of
+from domain.rules import StatusFlow, aware, check_actor_and_instant, check_uuid, one_of, optional, required
 
 CHANNELS = ("phone", "extranet", "monitoring", "email")
 HOLD_REASONS = ("awaiting_customer", "awaiting_supplier", "awaiting_change")
@@ -51,35 +52,7 @@ def _rank(level: str) -> int:
     return ESCALATION_LEVELS.index(level)
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _one_of(name: str, value: object, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise InvalidCommand(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return str(value)
-
-
-def _optional(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _uuid(name: str, value: object) -> UUID:
-    if not isinstance(value, UUID):
-        raise InvalidCommand(f"{name} must be a UUID, not {value!r}")
-    return value
-
-
-def _aware(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
-    return at
-
-
-class Incident(Aggregate):
+class Incident(StatusFlow, Aggregate):
     """An incident on a customer account: restore service fast, then resolve and close."""
 
     class Event(Aggregate.Event):
@@ -263,28 +236,28 @@ class Incident(Aggregate):
         The priority comes from impact and urgency through the account's `matrix`; `related_incident`
         names an earlier incident this one follows up (one that could no longer be reopened).
         """
-        service = _optional(service)
-        ci = _optional(ci)
+        service = optional(service)
+        ci = optional(ci)
         if service is None and ci is None:
             raise InvalidCommand("an incident must name the service or the CI it affects")
-        if related_incident is not None and _uuid("the related incident", related_incident) == id:
+        if related_incident is not None and check_uuid("the related incident", related_incident) == id:
             raise InvalidCommand("an incident cannot be related to itself")
         return cls._create(
             cls.Logged,
             id=id,
-            account=_required("account", account),
+            account=required("account", account),
             service=service,
             ci=ci,
-            title=_required("title", title),
+            title=required("title", title),
             description=description or "",
             impact=impact,
             urgency=urgency,
             priority=priority_of(impact, urgency, matrix),
-            channel=_one_of("channel", channel, CHANNELS),
-            reporter=_required("reporter", reporter),
-            actor=_required("actor", actor),
-            at=_aware(at),
-            category=_optional(category),
+            channel=one_of("channel", channel, CHANNELS),
+            reporter=required("reporter", reporter),
+            actor=required("actor", actor),
+            at=aware(at),
+            category=optional(category),
             related_incident=related_incident,
         )
 
@@ -327,7 +300,7 @@ class Incident(Aggregate):
         """Give the incident to an assignment group, and optionally to one person in it."""
         self._check("assign", actor, at)
         self._refuse_unless("assign", OPEN_STATUSES)
-        group = _required("group", group)
+        group = required("group", group)
         assignee = assignee.strip() if isinstance(assignee, str) and assignee.strip() else None
         if (group, assignee) == (self.assignment_group, self.assignee):
             raise IllegalTransition(
@@ -343,7 +316,7 @@ class Incident(Aggregate):
                 f"cannot put incident {self.id} on hold: it is already on hold ({self.hold_reason})"
             )
         self._refuse_unless("put on hold", (NEW, ACKNOWLEDGED, ASSIGNED, RESTORED))
-        reason = _one_of("reason", reason, HOLD_REASONS)
+        reason = one_of("reason", reason, HOLD_REASONS)
         self._put_on_hold(reason=reason, note=note or "", actor=actor, at=at)
 
     def resume(self, *, actor: str, at: datetime) -> None:
@@ -370,7 +343,7 @@ class Incident(Aggregate):
         """Resolve the incident; service is restored then too if it was not already."""
         self._check("resolve", actor, at)
         self._refuse_unless("resolve", OPEN_STATUSES)
-        code = _one_of("resolution code", code, RESOLUTION_CODES)
+        code = one_of("resolution code", code, RESOLUTION_CODES)
         if self.restored_at is None:
             self._service_restored(note="restored on resolution", actor=actor, at=at)
         self._resolved(code=code, notes=notes or "", actor=actor, at=at)
@@ -381,7 +354,7 @@ class Incident(Aggregate):
         """Reopen a resolved incident whose resolution did not hold, within the account's reopen period."""
         self._check("reopen", actor, at)
         self._refuse_unless("reopen", (RESOLVED,))
-        reason = _required("reason", reason)
+        reason = required("reason", reason)
         assert self.resolved_at is not None
         if at > self.resolved_at + reopen_within:
             raise IllegalTransition(
@@ -403,13 +376,13 @@ class Incident(Aggregate):
         if self.restored_at is not None and self.status in OPEN_STATUSES:
             raise IllegalTransition(f"cannot cancel incident {self.id}: service was restored, resolve it instead")
         self._refuse_unless("cancel", (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD))
-        self._cancelled(reason=_required("reason", reason), actor=actor, at=at)
+        self._cancelled(reason=required("reason", reason), actor=actor, at=at)
 
     def categorise(self, *, category: str, actor: str, at: datetime) -> None:
         """Say what kind of incident it is ("network", "payment terminal"…), for routing and statistics."""
         self._check("categorise", actor, at)
         self._refuse_unless("categorise", (*OPEN_STATUSES, RESOLVED))
-        category = _required("category", category)
+        category = required("category", category)
         if category == self.category:
             raise IllegalTransition(f"cannot categorise incident {self.id}: it is already in category {category!r}")
         self._categorised(category=category, previous_category=self.category, actor=actor, at=at)
@@ -418,8 +391,8 @@ class Incident(Aggregate):
         """Hand the incident to a group of a higher support tier (N1 -> N2 -> N3); nobody in it yet."""
         self._check("escalate", actor, at)
         self._refuse_unless("escalate", OPEN_STATUSES)
-        to_group = _required("group", to_group)
-        reason = _required("reason", reason)
+        to_group = required("group", to_group)
+        reason = required("reason", reason)
         if self.assignment_group is None:
             raise IllegalTransition(
                 f"cannot escalate incident {self.id} to {to_group}: it is not assigned to a group yet, assign it first"
@@ -449,8 +422,8 @@ class Incident(Aggregate):
         """Bring the incident to the attention of the account's ROC, or of management."""
         self._check("escalate", actor, at)
         self._refuse_unless("escalate", OPEN_STATUSES)
-        level = _one_of("level", level, ESCALATION_LEVELS)
-        reason = _required("reason", reason)
+        level = one_of("level", level, ESCALATION_LEVELS)
+        reason = required("reason", reason)
         if self.escalation_level is not None and _rank(level) <= _rank(self.escalation_level):
             raise IllegalTransition(
                 f"cannot escalate incident {self.id} to {_LEVEL_NAMES[level]}: it was already escalated to"
@@ -464,24 +437,24 @@ class Incident(Aggregate):
         if self.is_major:
             raise IllegalTransition(f"cannot declare incident {self.id} major: it already is a major incident")
         self._refuse_unless("declare a major incident on", OPEN_STATUSES)
-        self._major_incident_declared(reason=_required("reason", reason), actor=actor, at=at)
+        self._major_incident_declared(reason=required("reason", reason), actor=actor, at=at)
 
     def attach_child(self, *, child_id: UUID, actor: str, at: datetime) -> None:
         """Make another incident of the same outage a child of this one (mass outages)."""
         self._check("attach a child to", actor, at)
-        self._check_attach_child(_uuid("the child incident", child_id))
+        self._check_attach_child(check_uuid("the child incident", child_id))
         self._child_attached(child_id=child_id, actor=actor, at=at)
 
     def attach_to_parent(self, *, parent_id: UUID, actor: str, at: datetime) -> None:
         """Make this incident a child of the parent incident of its outage."""
         self._check("attach", actor, at)
-        self._check_attach_to_parent(_uuid("the parent incident", parent_id))
+        self._check_attach_to_parent(check_uuid("the parent incident", parent_id))
         self._attached_to_parent(parent_id=parent_id, actor=actor, at=at)
 
     def link_problem(self, *, problem_id: UUID, actor: str, at: datetime) -> None:
         """Record that this incident is caused by a problem under investigation."""
         self._check("link a problem to", actor, at)
-        problem_id = _uuid("the problem id", problem_id)
+        problem_id = check_uuid("the problem id", problem_id)
         if problem_id in self.problem_ids:
             raise IllegalTransition(f"cannot link incident {self.id} to problem {problem_id}: it is already linked")
         self._problem_linked(problem_id=problem_id, actor=actor, at=at)
@@ -489,7 +462,7 @@ class Incident(Aggregate):
     def unlink_problem(self, *, problem_id: UUID, actor: str, at: datetime) -> None:
         """Record that this incident turned out not to be caused by a problem it was linked to."""
         self._check("unlink a problem from", actor, at)
-        problem_id = _uuid("the problem id", problem_id)
+        problem_id = check_uuid("the problem id", problem_id)
         if problem_id not in self.problem_ids:
             raise IllegalTransition(
                 f"cannot unlink incident {self.id} from problem {problem_id}: it is not linked to it"
@@ -499,8 +472,8 @@ class Incident(Aggregate):
     def note_workaround(self, *, problem_id: UUID, workaround: str, actor: str, at: datetime) -> None:
         """Record the workaround a linked problem offers, so whoever works the incident can apply it."""
         self._check("note a workaround on", actor, at)
-        problem_id = _uuid("the problem id", problem_id)
-        workaround = _required("workaround", workaround)
+        problem_id = check_uuid("the problem id", problem_id)
+        workaround = required("workaround", workaround)
         if problem_id not in self.problem_ids:
             raise IllegalTransition(
                 f"cannot note a workaround on incident {self.id}: it is not linked to problem {problem_id},"
@@ -528,10 +501,9 @@ class Incident(Aggregate):
         10:00:02): it changes no status, so nothing is timed from it, and it does not move the
         incident's last recorded step, before which the other commands are refused.
         """
-        _required("actor", actor)
-        _aware(at)
+        check_actor_and_instant(actor, at)
         self._refuse_unless("comment on", (*OPEN_STATUSES, RESOLVED))
-        text = _required("the comment's text", text)
+        text = required("the comment's text", text)
         if len(text) > COMMENT_MAX_LENGTH:
             raise InvalidCommand(
                 f"a comment is at most {COMMENT_MAX_LENGTH:,} characters long; this one has {len(text):,}"
@@ -541,7 +513,7 @@ class Incident(Aggregate):
                 f"say whether the comment is visible to the customer (true or false), not {customer_visible!r}"
             )
         self._commented(
-            author=_required("the comment's author", author), text=text, customer_visible=customer_visible,
+            author=required("the comment's author", author), text=text, customer_visible=customer_visible,
             actor=actor, at=at,
         )  # fmt: skip
 
@@ -551,20 +523,11 @@ class Incident(Aggregate):
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
-    def _check(self, verb: str, actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
-        if at < self.last_at:
-            raise InvalidCommand(
-                f"cannot {verb} incident {self.id} at {at.isoformat()}: that is before its"
-                f" last recorded step at {self.last_at.isoformat()}"
-            )
+    def _name(self) -> str:
+        return f"incident {self.id}"
 
-    def _refuse_unless(self, verb: str, allowed: tuple[str, ...]) -> None:
-        if self.status not in allowed:
-            raise IllegalTransition(
-                f"cannot {verb} incident {self.id}: it is {self._status_text()}{_WHY.get((verb, self.status), '')}"
-            )
+    def _refusal(self, verb: str) -> str:
+        return f"it is {self._status_text()}{_WHY.get((verb, self.status), '')}"
 
     def _check_attach_child(self, child_id: UUID) -> None:
         if child_id == self.id:
@@ -601,9 +564,6 @@ class Incident(Aggregate):
         return str(self.assignment_group)
 
     # -- mutators: only assign state ---------------------------------------------
-
-    def _stamp(self, at: datetime) -> None:
-        self.last_at = at
 
     @event(Acknowledged)
     def _acknowledged(self, actor: str, at: datetime) -> None:

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.priority import check_level
+from domain.rules import aware, check_actor_and_instant, check_uuid, one_of, required
 
 SEVERITIES = ("critical", "major", "minor", "warning")
 """Alarm severities, worst first."""
@@ -36,22 +37,8 @@ _POLICY_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:monitoring-policy")
 _ALARM_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:alarm")
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _aware(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
-    return at
-
-
 def check_severity(value: object) -> str:
-    if value not in SEVERITIES:
-        raise InvalidCommand(f"severity must be one of {', '.join(SEVERITIES)}, not {value!r}")
-    return str(value)
+    return one_of("severity", value, SEVERITIES)
 
 
 def at_least(severity: str, minimum: str) -> bool:
@@ -81,18 +68,17 @@ class AlarmRule:
     automation: str | None = None
 
     def __post_init__(self) -> None:
-        _required("a rule's check pattern", self.check)
+        required("a rule's check pattern", self.check)
         check_severity(self.min_severity)
         check_level("impact", self.impact)
         check_level("urgency", self.urgency)
-        if self.on_clear not in ON_CLEAR:
-            raise InvalidCommand(f"on_clear must be one of {', '.join(ON_CLEAR)}, not {self.on_clear!r}")
+        one_of("on_clear", self.on_clear, ON_CLEAR)
         if isinstance(self.hold_seconds, bool) or not isinstance(self.hold_seconds, int):
             raise InvalidCommand(f"hold_seconds must be a whole number of seconds, not {self.hold_seconds!r}")
         if not 0 <= self.hold_seconds <= MAX_HOLD_SECONDS:
             raise InvalidCommand(f"hold_seconds must be between 0 and {MAX_HOLD_SECONDS}, not {self.hold_seconds}")
         if self.automation is not None:
-            _required("a rule's automation action (or none)", self.automation)
+            required("a rule's automation action (or none)", self.automation)
 
     def matches(self, check: str, severity: str) -> bool:
         return fnmatchcase(check, self.check) and at_least(severity, self.min_severity)
@@ -179,16 +165,15 @@ class MonitoringPolicy(Aggregate):
     @classmethod
     def define(cls, *, account: str, rules: Sequence[AlarmRule], actor: str, at: datetime) -> MonitoringPolicy:
         """Give an account its alarm rules, tried in order before the default ones."""
-        account = _required("account", account)
+        account = required("account", account)
         return cls._create(
             cls.Defined, id=policy_id(account), account=account, rules=[r.as_dict() for r in check_rules(rules)],
-            actor=_required("actor", actor), at=_aware(at),
+            actor=required("actor", actor), at=aware(at),
         )  # fmt: skip
 
     def set_rules(self, *, rules: Sequence[AlarmRule], actor: str, at: datetime) -> None:
         """Replace the account's rules; setting the rules it already has changes nothing."""
-        _required("actor", actor)
-        _aware(at)
+        check_actor_and_instant(actor, at)
         checked = check_rules(rules)
         if checked != self.rules:
             self._rules_set(rules=[r.as_dict() for r in checked], actor=actor, at=at)
@@ -314,11 +299,11 @@ class Alarm(Aggregate):
     @classmethod
     def track(cls, *, account: str, dedup_key: str, actor: str, at: datetime) -> Alarm:
         """Start following an alarm the monitoring names `dedup_key` on an account."""
-        account = _required("account", account)
-        dedup_key = _required("dedup key", dedup_key)
+        account = required("account", account)
+        dedup_key = required("dedup key", dedup_key)
         return cls._create(
             cls.Tracked, id=alarm_id(account, dedup_key), account=account, dedup_key=dedup_key,
-            actor=_required("actor", actor), at=_aware(at),
+            actor=required("actor", actor), at=aware(at),
         )  # fmt: skip
 
     # -- properties ---------------------------------------------------------------
@@ -348,11 +333,10 @@ class Alarm(Aggregate):
         the last one of the open episode, or than the last clear, is a redelivery or arrived out of
         order: it changes nothing.
         """
-        ci = _required("CI", ci)
-        check = _required("check", check)
+        ci = required("CI", ci)
+        check = required("check", check)
         severity = check_severity(severity)
-        _required("actor", actor)
-        _aware(at)
+        check_actor_and_instant(actor, at)
         if isinstance(hold_seconds, bool) or not isinstance(hold_seconds, int) or hold_seconds < 0:
             raise InvalidCommand(f"the hold must be a whole number of seconds, not {hold_seconds!r}")
         if self.is_active:
@@ -380,10 +364,8 @@ class Alarm(Aggregate):
         Returns False when this incident was already recorded. A held episode opens its incident only
         once its hold has expired.
         """
-        _required("actor", actor)
-        _aware(at)
-        if not isinstance(incident_id, UUID):
-            raise InvalidCommand(f"the incident id must be a UUID, not {incident_id!r}")
+        check_actor_and_instant(actor, at)
+        check_uuid("the incident id", incident_id)
         if not self.is_active:
             raise IllegalTransition(f"cannot open an incident for {self._name()}: {self._inactive_text()}")
         if self.incident_id == incident_id:
@@ -409,8 +391,7 @@ class Alarm(Aggregate):
         Cleared while still held, the episode opened nothing ("flap"). A clear of an alarm that is not
         active, or older than its last sighting, changes nothing.
         """
-        _required("actor", actor)
-        _aware(at)
+        check_actor_and_instant(actor, at)
         if not self.is_active:
             return "not_active"
         assert self.last_seen is not None
@@ -422,9 +403,8 @@ class Alarm(Aggregate):
 
     def annotate(self, *, note: str, actor: str, at: datetime) -> bool:
         """Note something about the current (or last) episode; the same note twice is noted once."""
-        note = _required("note", note)
-        _required("actor", actor)
-        _aware(at)
+        note = required("note", note)
+        check_actor_and_instant(actor, at)
         if self.episode == 0:
             raise IllegalTransition(f"cannot annotate {self._name()}: it was never raised")
         if any(a["episode"] == self.episode and a["note"] == note for a in self.annotations):
@@ -434,9 +414,8 @@ class Alarm(Aggregate):
 
     def request_automation(self, *, request_id: UUID, action: str, incident_id: UUID, actor: str, at: datetime) -> bool:
         """Ask the automation platform to correct the cause; returns False when already asked."""
-        action = _required("automation action", action)
-        _required("actor", actor)
-        _aware(at)
+        action = required("automation action", action)
+        check_actor_and_instant(actor, at)
         if request_id in self.automations:
             return False
         if not self.is_active or self.incident_id is None:
@@ -452,8 +431,7 @@ class Alarm(Aggregate):
         self, *, request_id: UUID, succeeded: bool, detail: str, actor: str, at: datetime
     ) -> bool:
         """Record how a requested automation went; returns False when its result is already recorded."""
-        _required("actor", actor)
-        _aware(at)
+        check_actor_and_instant(actor, at)
         request = self.automations.get(request_id)
         if request is None:
             raise NotFound(f"{self._name()} never requested automation {request_id}")

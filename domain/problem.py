@@ -11,6 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.incident import Incident
+from domain.rules import StatusFlow, aware, check_uuid, optional, required
 
 NEW = "new"
 UNDER_INVESTIGATION = "under_investigation"
@@ -25,41 +26,19 @@ OPEN_STATUSES = (NEW, UNDER_INVESTIGATION, ROOT_CAUSE_KNOWN, KNOWN_ERROR)
 """Statuses in which the cause is still being looked for or fixed."""
 
 
-def _required(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidCommand(f"{name} is required")
-    return value.strip()
-
-
-def _optional(value: object) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def _aware(at: object) -> datetime:
-    if not isinstance(at, datetime) or at.tzinfo is None:
-        raise InvalidCommand(f"the instant must be a date-time with a time zone, not {at!r}")
-    return at
-
-
-def _uuid(name: str, value: object) -> UUID:
-    if not isinstance(value, UUID):
-        raise InvalidCommand(f"{name} must be a UUID, not {value!r}")
-    return value
-
-
 def _incident_ids(values: Iterable[object]) -> tuple[UUID, ...]:
     if isinstance(values, str | bytes | UUID):
         raise InvalidCommand(f"incident ids must be a list of UUIDs, not {values!r}")
     ids: list[UUID] = []
     for value in values:
-        incident_id = _uuid("an incident id", value)
+        incident_id = check_uuid("an incident id", value)
         if incident_id in ids:
             raise InvalidCommand(f"incident {incident_id} is listed twice")
         ids.append(incident_id)
     return tuple(ids)
 
 
-class Problem(Aggregate):
+class Problem(StatusFlow, Aggregate):
     """A problem on a customer account: find the cause of its incidents, work around it, fix it.
 
     Its state counts the incidents linked to it but does not list them, so that a problem with ten
@@ -188,15 +167,15 @@ class Problem(Aggregate):
         return cls._create(
             cls.Logged,
             id=id,
-            account=_required("account", account),
-            title=_required("title", title),
+            account=required("account", account),
+            title=required("title", title),
             description=description.strip() if isinstance(description, str) else "",
-            ci=_optional(ci),
-            category=_optional(category),
+            ci=optional(ci),
+            category=optional(category),
             incident_ids=_incident_ids(incident_ids),
             links_on_incidents=True,
-            actor=_required("actor", actor),
-            at=_aware(at),
+            actor=required("actor", actor),
+            at=aware(at),
         )
 
     # -- properties ---------------------------------------------------------------
@@ -250,19 +229,19 @@ class Problem(Aggregate):
                 f" ({self._root_cause!r}); reopen the investigation to revise it"
             )
         self._refuse_unless("record the root cause of", (UNDER_INVESTIGATION, KNOWN_ERROR))
-        self._root_cause_recorded(analysis=_required("analysis", analysis), actor=actor, at=at)
+        self._root_cause_recorded(analysis=required("analysis", analysis), actor=actor, at=at)
 
     def publish_workaround(self, *, workaround: str, actor: str, at: datetime) -> None:
         """Publish a workaround: the problem becomes a known error."""
         self._check("publish a workaround for", actor, at)
         self._refuse_unless("publish a workaround for", (UNDER_INVESTIGATION, ROOT_CAUSE_KNOWN))
-        self._workaround_published(workaround=_required("workaround", workaround), actor=actor, at=at)
+        self._workaround_published(workaround=required("workaround", workaround), actor=actor, at=at)
 
     def propose_change(self, *, change_id: UUID, actor: str, at: datetime) -> None:
         """Link the change that should remove the cause."""
         self._check("propose a change for", actor, at)
         self._refuse_unless("propose a change for", OPEN_STATUSES)
-        change_id = _uuid("change id", change_id)
+        change_id = check_uuid("change id", change_id)
         if change_id in self._change_ids:
             raise IllegalTransition(f"cannot propose change {change_id} for problem {self.id}: it is already proposed")
         self._change_proposed(change_id=change_id, actor=actor, at=at)
@@ -272,9 +251,9 @@ class Problem(Aggregate):
         self._check("resolve", actor, at)
         self._refuse_unless("resolve", (ROOT_CAUSE_KNOWN, KNOWN_ERROR))
         if via_change_id is None:
-            notes = _required("notes (how it was resolved without a change)", notes)
+            notes = required("notes (how it was resolved without a change)", notes)
         else:
-            via_change_id = _uuid("via change id", via_change_id)
+            via_change_id = check_uuid("via change id", via_change_id)
             if via_change_id not in self._change_ids:
                 raise IllegalTransition(
                     f"cannot resolve problem {self.id} via change {via_change_id}: that change was"
@@ -287,7 +266,7 @@ class Problem(Aggregate):
         """Investigate again, e.g. when the change meant to fix the cause failed."""
         self._check("reopen the investigation of", actor, at)
         self._refuse_unless("reopen the investigation of", (ROOT_CAUSE_KNOWN, KNOWN_ERROR, RESOLVED))
-        self._investigation_reopened(reason=_required("reason", reason), actor=actor, at=at)
+        self._investigation_reopened(reason=required("reason", reason), actor=actor, at=at)
 
     def close(self, *, actor: str, at: datetime) -> None:
         """Close a resolved problem for good."""
@@ -299,29 +278,17 @@ class Problem(Aggregate):
         """Cancel a problem logged by mistake or as a duplicate, before it was resolved."""
         self._check("cancel", actor, at)
         self._refuse_unless("cancel", OPEN_STATUSES)
-        self._cancelled(reason=_required("reason", reason), actor=actor, at=at)
+        self._cancelled(reason=required("reason", reason), actor=actor, at=at)
 
     # -- rules --------------------------------------------------------------------
 
-    def _check(self, verb: str, actor: str, at: datetime) -> None:
-        _required("actor", actor)
-        _aware(at)
-        if at < self.last_at:
-            raise InvalidCommand(
-                f"cannot {verb} problem {self.id} at {at.isoformat()}: that is before its"
-                f" last recorded step at {self.last_at.isoformat()}"
-            )
+    def _name(self) -> str:
+        return f"problem {self.id}"
 
-    def _refuse_unless(self, verb: str, allowed: tuple[str, ...]) -> None:
-        if self.status not in allowed:
-            raise IllegalTransition(
-                f"cannot {verb} problem {self.id}: {_STATUS_TEXT[self.status]}{_WHY.get((verb, self.status), '')}"
-            )
+    def _refusal(self, verb: str) -> str:
+        return f"{_STATUS_TEXT[self.status]}{_WHY.get((verb, self.status), '')}"
 
     # -- mutators: only assign state ---------------------------------------------
-
-    def _stamp(self, at: datetime) -> None:
-        self.last_at = at
 
     @event(IncidentLinked)
     def _incident_linked(self, incident_id: UUID, actor: str, at: datetime) -> None:
