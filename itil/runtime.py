@@ -207,7 +207,8 @@ class Engine:
         sharing them with a dozen consumers of the events topic.
         """
         from streams.alarm_intake import AlarmIntake
-        from streams.intake import HANDLERS, IntakeConsumer, IntakeProcessor
+        from streams.intake import IntakeConsumer, IntakeProcessor
+        from streams.request_intake import HANDLERS
 
         self._ensure_topics(bootstrap)
         self.alarm_process.publisher = kafka_automation_publisher(bootstrap)

@@ -26,7 +26,7 @@ from domain.monitoring import Alarm
 from streams.contracts import IntakeMessage
 
 if TYPE_CHECKING:
-    from streams.intake import BatchHandler, IntakeHandler
+    from streams.request_intake import BatchHandler, IntakeHandler
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,9 @@ Every message is one JSON object carrying the common fields (`message_id`, `type
 `sent_at`, `source`) beside the fields of its type. Each type declares the schema versions it supports;
 `decode_intake` refuses anything else with a reason a sender can act on. Unknown fields are refused too:
 a misspelt optional field would otherwise be dropped silently and its default used.
+
+One module of some 700 lines on purpose: the whole public contract (every topic, type and schema
+version) reads in one place, as `streams.contracts_export` publishes it.
 """
 
 from __future__ import annotations

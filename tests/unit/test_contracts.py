@@ -33,7 +33,7 @@ from streams.contracts_export import (
     field_schema,
     json_schemas,
 )
-from streams.intake import INCIDENT_COMMAND_TYPES
+from streams.request_intake import INCIDENT_COMMAND_TYPES
 from web.contracts import asyncapi_route, json_schema_route
 
 EXAMPLES = sorted(MESSAGE_CONTRACTS)
