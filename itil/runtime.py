@@ -23,6 +23,7 @@ from itil.areas import AREAS
 from itil.batching import GroupCommitter
 from itil.config import Settings, ensure_store_directory
 from itil.contracts_export import asyncapi_route, json_schema_route
+from itil.eventsourcing_internals import share_writer_lock
 from itil.web import EXTRA_ROUTES, Route, WebApi
 from processes.alarms import AlarmEventsConsumer, AlarmProcess, AlarmsProjection, kafka_automation_publisher
 from processes.changes import ChangeOutcomeProcess
@@ -89,7 +90,7 @@ class Engine:
         ensure_store_directory(settings.store_env)
         self.app = ItilApplication(env=settings.store_env)
         self.db = Database.from_store_env(settings.store_env)
-        self.db.share_writer_lock(self.app.recorder)
+        share_writer_lock(self.app.recorder, self.db.writer_lock)
         self.projection = AccountIncidentsProjection(self.db)
         self.sla_dashboard = SlaDashboardProjection(self.db)
         self.sla_schedule = SlaSchedule(self.db)
