@@ -38,6 +38,7 @@ from domain.incident import Incident
 from domain.priority import DEFAULT_MATRIX
 from domain.problem import Problem, linked_incidents
 from domain.sla import IncidentSla, sla_id
+from itil.eventsourcing_internals import is_postgres_datastore, take_snapshots
 
 STORED = "stored versions"
 """Key, in group commit's batch cache, of the stored versions of what the batch's commands read."""
@@ -263,7 +264,7 @@ class ItilApplication(Application[UUID]):
         if self.repository.cache and not self.repository.fastforward:
             for aggregate_id, aggregate in processing_event.aggregates.items():
                 self.repository.cache.put(aggregate_id, aggregate)
-        self._take_snapshots(processing_event)
+        take_snapshots(self, processing_event)
 
     def handle(self, command: Any) -> Any:
         """Carry out one command; returns the aggregate it changed, as it stands afterwards."""
@@ -283,7 +284,7 @@ class ItilApplication(Application[UUID]):
         recorder: Any = self.recorder
         table = recorder.events_table_name
         by_hex = {i.hex: i for i in ids}  # ids go and come back as text: cheaper than as UUIDs
-        if hasattr(recorder.datastore, "schema"):  # PostgreSQL
+        if is_postgres_datastore(recorder.datastore):
             if self._versions_statement is None:
                 from psycopg.sql import SQL, Identifier
 
@@ -318,7 +319,7 @@ class ItilApplication(Application[UUID]):
         was stored, whatever was stored since."""
         recorder: Any = self.recorder
         table = recorder.events_table_name
-        if hasattr(recorder.datastore, "schema"):  # PostgreSQL
+        if is_postgres_datastore(recorder.datastore):
             if self._version_at_statement is None:
                 from psycopg.sql import SQL, Identifier
 

@@ -18,15 +18,16 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
+from itil.eventsourcing_internals import PostgresInsertHook
 
-class ArrayInsertRecorder(PostgresApplicationRecorder):
+
+class ArrayInsertRecorder(PostgresInsertHook, PostgresApplicationRecorder):
     """PostgresApplicationRecorder whose insert sends one array per column."""
 
     _arrays_statement: Composed | None = None
 
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
+    def insert_rows(self, curs: Any, stored_events: Sequence[StoredEvent]) -> None:
+        """After the library's table lock and NOTIFY (see PostgresInsertHook)."""
         if self._arrays_statement is None:
             self._arrays_statement = SQL(
                 "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"

@@ -24,6 +24,7 @@ from application.batching import GroupCommitter
 from application.handlers import command_handlers
 from itil.config import Settings, ensure_store_directory
 from processes.alarms import AlarmEventsConsumer
+from itil.eventsourcing_internals import share_writer_lock
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import MajorIncidentProcess, MassOutageProcess
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess
@@ -85,7 +86,7 @@ class Engine:
         ensure_store_directory(settings.store_env)
         self.app = ItilApplication(env=settings.store_env, handlers=command_handlers())
         self.db = Database.from_store_env(settings.store_env)
-        self.db.share_writer_lock(self.app.recorder)
+        share_writer_lock(self.app.recorder, self.db.writer_lock)
         self.projection = AccountIncidentsProjection(self.db)
         self.sla_dashboard = SlaDashboardProjection(self.db)
         self.sla_schedule = SlaSchedule(self.db)

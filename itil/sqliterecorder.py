@@ -13,17 +13,19 @@ Chosen by `ItilApplication.construct_recorder` for SQLite stores.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
+from itil.eventsourcing_internals import SQLiteInsertHook
 
-class ManyInsertRecorder(SQLiteApplicationRecorder):
+
+class ManyInsertRecorder(SQLiteInsertHook, SQLiteApplicationRecorder):
     """SQLiteApplicationRecorder whose insert is one `executemany` per transaction."""
 
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int] | None:
+    def insert_rows(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
+        """In the library's write transaction (see SQLiteInsertHook)."""
         if not stored_events:
             return []
         c.executemany(

@@ -235,11 +235,11 @@ class Database:
             else None
         )
 
-    def share_writer_lock(self, recorder: Any) -> None:
-        """Make the event store's writer (eventsourcing's SQLite connection pool) take the same lock."""
-        pool = getattr(getattr(recorder, "datastore", None), "pool", None)
-        if self._writers is not None and pool is not None and hasattr(pool, "_writer_lock"):
-            pool._writer_lock = self._writers
+    @property
+    def writer_lock(self) -> WriterLock | None:
+        """The lock every writer of the SQLite file takes (None on PostgreSQL): the composition root
+        has the event store's writers take it too."""
+        return self._writers
 
     @classmethod
     def from_store_env(cls, env: Mapping[str, str]) -> Database:

@@ -23,7 +23,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from marshmallow import EXCLUDE, INCLUDE, RAISE, Schema, fields, missing, validate
-from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
+
+from streams.marshmallow_internals import load_hooks, overridden_load_methods
 
 Loader = Callable[[dict[str, Any]], dict[str, Any] | None]
 """A compiled loader: the body's loaded dict, or None for "ask marshmallow"."""
@@ -36,13 +37,6 @@ _Spec = tuple[str, str, Convert, Check | None, bool, Any]
 _FAIL = object()
 """What a field converter returns for a value it does not vouch for."""
 
-_SCHEMA_METHODS = (
-    "load", "_do_load", "_deserialize", "_call_and_store", "_invoke_field_validators",
-    "_invoke_schema_validators", "_invoke_load_processors", "_invoke_processors",
-)  # fmt: skip
-"""Schema methods a loader stands in for: a schema class overriding any of them is not compiled."""
-
-_LOAD_HOOKS = (PRE_LOAD, POST_LOAD, VALIDATES, VALIDATES_SCHEMA)
 _ISO_FORMATS = ("iso", "iso8601")
 
 
@@ -72,10 +66,10 @@ def why_not_compiled(schema: Schema) -> str | None:
 
 def _compile(schema: Schema) -> Loader:
     schema_class = type(schema)
-    for name in _SCHEMA_METHODS:
-        if getattr(schema_class, name) is not getattr(Schema, name):
-            raise NotCompilable(f"{schema_class.__name__} overrides Schema.{name}")
-    hooks = [tag for tag in _LOAD_HOOKS if schema._hooks.get(tag)]
+    overridden = overridden_load_methods(schema_class)  # the methods a loader stands in for
+    if overridden:
+        raise NotCompilable(f"{schema_class.__name__} overrides Schema.{overridden[0]}")
+    hooks = load_hooks(schema)
     if hooks:
         raise NotCompilable(f"{schema_class.__name__} has {', '.join(hooks)} hooks")
     if schema.dict_class is not dict:

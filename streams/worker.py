@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import inspect
 import json
 import logging
 import threading
@@ -19,14 +18,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 import faust
-from faust.transport.conductor import Conductor
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from kafka import KafkaConsumer, TopicPartition
 from marshmallow import ValidationError
-from mode.services import WaitResults
 
 from projections.tracking import Delivery, PartitionGap, Projection, TrackedConsumer
 from streams.envelope import decode
+from streams.faust_internals import FeedApp
 
 log = logging.getLogger(__name__)
 
@@ -104,50 +101,15 @@ MAX_BATCHES_BEHIND = 8
 wait for them: in a storm the processes' commands take longer than the views' rows (32 held the
 worker at 409 MB with 100,000 open incidents, for no clear gain)."""
 
-FETCH_MAX_WAIT_MS = 20
-"""How long a fetch may wait for data. Faust fixes 1.5 s; the embedded broker holds a fetch that
-long even when another partition has data, which put ~0.5 s on every event's way to the views."""
-
-
-class _LowLatencyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
-        return consumer
-
-
-class _LowLatencyConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> Any:
-        return _LowLatencyConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
-        """Faust's fetch loop hands every message to the streams with `wait_first(deliver(message),
-        suspend_flow.wait())`: four tasks and an `asyncio.wait` per message, which took a quarter of
-        the worker's event loop in a storm. While the flow is not suspended, the delivery is awaited
-        directly; a rebalance or a stop that comes while it waits cancels the fetch loop anyway."""
-        if (
-            len(coros) == 2
-            and timeout is None
-            and inspect.iscoroutine(coros[0])
-            and inspect.iscoroutine(coros[1])
-            and coros[1].cr_frame is not None
-            and coros[1].cr_frame.f_locals.get("self") is self.suspend_flow
-            and not (self.suspend_flow.is_set() or self._stopped.is_set() or self._crashed.is_set())
-        ):
-            deliver, flow = coros
-            flow.close()  # never started
-            return WaitResults([deliver], [await deliver], False)
-        return await super().wait_first(*coros, timeout=timeout)
-
 
 class _EventsFeed:
     """Hands the events topic's messages to the agent as they are, in batches.
 
     Faust's own way (one `Event` per message through the agent's channel queue and stream, each
     acknowledged by the stream and again by the agent) was most of the worker's event loop in a storm.
-    The conductor gives this feed's handler each message of the topic instead (see `_ItilConductor`);
-    the queue is a Faust flow-control queue, emptied at each rebalance like a channel's, and the
-    handler keeps the channel handler's flow control and fetch pressure (Faust's
+    The conductor gives this feed's handler each message of the topic instead (see `FeedConductor`
+    in streams.faust_internals); the queue is a Faust flow-control queue, emptied at each rebalance
+    like a channel's, and the handler keeps the channel handler's flow control and fetch pressure (Faust's
     `ConductorCompiler.build`). The agent takes batches, drops messages fetched before a rebalance
     as Faust's stream does (they are read again from the committed offsets), and acknowledges each
     message itself (`acknowledge`) once the processes applied it.
@@ -216,49 +178,8 @@ class _EventsFeed:
                 on_message_out(message.tp, message.offset, message)
 
 
-class _ItilConductor(Conductor):
-    """Faust's conductor, except that a topic with a feed (`ItilFaustApp.feeds`) has its partitions'
-    messages handled by the feed, and that each message's handler is looked up without a lock
-    while nobody is changing the handlers."""
-
-    def _build_handler(self, tp: Any, channels: Any) -> Any:
-        feed = self.app.feeds.get(tp.topic) if isinstance(self.app, ItilFaustApp) else None
-        return feed.handler(tp) if feed is not None else super()._build_handler(tp, channels)
-
-    def _compile_message_handler(self) -> Any:
-        """Faust's handler takes `_tp_to_callback_lock` for each message; the map changes only under
-        that lock, so when it is free and nobody waits for it (asyncio.Lock's own fast path), the
-        map is read directly."""
-        if self.app.client_only:
-            return super()._compile_message_handler()
-        callbacks = self._tp_to_callback
-        lock = self._tp_to_callback_lock
-
-        async def on_message(message: Any) -> Any:
-            if lock.locked() or lock._waiters:  # type: ignore[attr-defined]
-                async with lock:
-                    callback = callbacks[message.tp]
-            else:
-                callback = callbacks[message.tp]
-            return await callback(message)
-
-        return on_message
-
-
-class _LowLatencyTransport(faust_aiokafka.Transport):
-    Consumer = _LowLatencyConsumer
-    Conductor = _ItilConductor
-
-
-class ItilFaustApp(faust.App):
-    """Faust with short fetch waits (see FETCH_MAX_WAIT_MS), feeds (`_EventsFeed`) and without its monitor."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.feeds: dict[str, _EventsFeed] = {}
-
-    def _new_transport(self) -> Any:
-        return _LowLatencyTransport(self.conf.broker_consumer, self)
+class ItilFaustApp(FeedApp):
+    """Faust with short fetch waits and feeds (`_EventsFeed`; see streams.faust_internals), without its monitor."""
 
     def on_init_dependencies(self) -> Iterable[Any]:
         """As Faust's, less its monitor sensor: it gathers statistics for Faust's web pages, which

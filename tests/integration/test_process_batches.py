@@ -27,6 +27,7 @@ from domain.contract import Terms, standard_terms
 from domain.errors import InvalidCommand
 from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
+from itil.eventsourcing_internals import share_writer_lock
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess, recurring_problem_id
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database
@@ -68,7 +69,7 @@ class Twin:
         self.people = ItilApplication(env=env)
         self.app = ItilApplication(env=env)  # the worker's own: nothing in its cache yet
         self.db = Database.from_store_env(env)
-        self.db.share_writer_lock(self.app.recorder)
+        share_writer_lock(self.app.recorder, self.db.writer_lock)
         self.schedule = SlaSchedule(self.db)
         self.schedule.create_tables()
         self.sla = SlaProcess(self.app, self.schedule, lambda: paris(MON, "00:00"))

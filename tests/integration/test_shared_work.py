@@ -18,6 +18,7 @@ from marshmallow import ValidationError
 
 from application.app import ItilApplication
 from domain.monitoring import Alarm
+from itil.eventsourcing_internals import share_writer_lock
 from projections.db import Database, WriterLock, WriterLockTimeout, sqlite_writer_lock
 from projections.records import envelope_of
 from streams.envelope import ENVELOPE_SCHEMA, decode, encode
@@ -59,8 +60,8 @@ def test_the_views_and_the_event_store_queue_on_one_writer_lock(tmp_path: Path) 
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "itil.sqlite")}
     app = ItilApplication(env=env)
     views, other = Database.from_store_env(env), Database.from_store_env(env)
-    views.share_writer_lock(app.recorder)
-    assert app.recorder.datastore.pool._writer_lock is views._writers is other._writers  # type: ignore[attr-defined]
+    share_writer_lock(app.recorder, views.writer_lock)
+    assert app.recorder.datastore.pool._writer_lock is views.writer_lock is other.writer_lock  # type: ignore[attr-defined]
     with views.transaction() as tx:
         tx.execute("CREATE TABLE IF NOT EXISTS t (n INTEGER)")
 
@@ -161,7 +162,7 @@ def test_the_event_stores_writer_gives_up_after_its_pool_timeout_on_a_lock_anoth
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "itil.sqlite")}
     app = ItilApplication(env=env)
     views = Database.from_store_env(env)
-    views.share_writer_lock(app.recorder)
+    share_writer_lock(app.recorder, views.writer_lock)
     app.recorder.datastore.pool.pool_timeout = 0.3  # type: ignore[attr-defined]
     holder = another_process_holds(sqlite_writer_lock(env["SQLITE_DBNAME"]))
     with pytest.raises(WriterLockTimeout, match="after 0.3 s"):
