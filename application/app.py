@@ -17,6 +17,7 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
 
 from application.conflicts import CONFLICT_RETRIES, ConcurrencyConflict
+from application.eventsourcing_internals import is_postgres_datastore, take_snapshots
 from application.incidents import INCIDENT_CHANGES
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.commands import (
@@ -38,7 +39,6 @@ from domain.incident import Incident
 from domain.priority import DEFAULT_MATRIX
 from domain.problem import Problem, linked_incidents
 from domain.sla import IncidentSla, sla_id
-from itil.eventsourcing_internals import is_postgres_datastore, take_snapshots
 
 STORED = "stored versions"
 """Key, in group commit's batch cache, of the stored versions of what the batch's commands read."""
@@ -191,8 +191,8 @@ class ItilApplication(Application[UUID]):
         # (fast-forward), so writers in other processes are seen. Saves a full reload per command.
         "AGGREGATE_CACHE_MAXSIZE": "20000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
-        # The library's JSON, same bytes, written and read by orjson (see itil.transcoder).
-        "TRANSCODER_TOPIC": "itil.transcoder:OrjsonTranscoder",
+        # The library's JSON, same bytes, written and read by orjson (see application.transcoder).
+        "TRANSCODER_TOPIC": "application.transcoder:OrjsonTranscoder",
     }
     # A long-lived problem (thousands of linked incidents) loads from its latest snapshot plus the
     # few events after it. (Accounts have their own read cache; their state is not snapshot-ready.)
@@ -226,9 +226,9 @@ class ItilApplication(Application[UUID]):
             and factory.datastore.originator_id_type == "uuid"
             and not factory.datastore.enable_db_functions
         ):
-            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "itil.pgrecorder:ArrayInsertRecorder"
+            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "application.pgrecorder:ArrayInsertRecorder"
         elif type(factory).__module__ == "eventsourcing.sqlite":
-            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "itil.sqliterecorder:ManyInsertRecorder"
+            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "application.sqliterecorder:ManyInsertRecorder"
         return super().construct_recorder()
 
     def save(self, *objs: Any, **kwargs: Any) -> None:  # type: ignore[override]

@@ -21,10 +21,10 @@ from aiohttp import web
 from application.alarms import AlarmProcess
 from application.app import ItilApplication
 from application.batching import GroupCommitter
+from application.eventsourcing_internals import share_writer_lock
 from application.handlers import command_handlers
 from itil.config import Settings, ensure_store_directory
 from processes.alarms import AlarmEventsConsumer
-from itil.eventsourcing_internals import share_writer_lock
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import MajorIncidentProcess, MassOutageProcess
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess

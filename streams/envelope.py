@@ -153,7 +153,7 @@ class StoredEnvelopes:
             mapper.compressor is None
             and mapper.cipher is None
             and type(mapper).to_domain_event is Mapper.to_domain_event
-            # A JSONTranscoder, itil.transcoder's included, reads the library's stored JSON as the library does.
+            # A JSONTranscoder, application.transcoder's included, reads the library's stored JSON as the library does.
             and isinstance(transcoder, JSONTranscoder)
             and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
             and type(transcoder.names.get("uuid_hex")) is UUIDAsHex

@@ -22,12 +22,12 @@ import pytest
 
 from application import problems as prb
 from application.app import ItilApplication
+from application.eventsourcing_internals import share_writer_lock
 from domain import commands as cmd
 from domain.contract import Terms, standard_terms
 from domain.errors import InvalidCommand
 from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
-from itil.eventsourcing_internals import share_writer_lock
 from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess, recurring_problem_id
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database

@@ -17,8 +17,8 @@ import pytest
 from marshmallow import ValidationError
 
 from application.app import ItilApplication
+from application.eventsourcing_internals import share_writer_lock
 from domain.monitoring import Alarm
-from itil.eventsourcing_internals import share_writer_lock
 from projections.db import Database, WriterLock, WriterLockTimeout, sqlite_writer_lock
 from projections.records import envelope_of
 from streams.envelope import ENVELOPE_SCHEMA, decode, encode

@@ -1,6 +1,6 @@
 """The libraries' private parts the engine relies on are still there, in the same shape, doing the same.
 
-Each library's private parts are used in one adapter module only (itil.eventsourcing_internals,
+Each library's private parts are used in one adapter module only (application.eventsourcing_internals,
 streams.marshmallow_internals, streams.faust_internals); a failure here means the installed version
 is not the one pinned in pyproject.toml and those modules must be read again against it.
 """
@@ -35,9 +35,8 @@ from marshmallow import Schema, fields, post_load, pre_load, validates, validate
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from mode.services import WaitResults
 
-from domain.monitoring import Alarm
-from itil.application import ItilApplication
-from itil.eventsourcing_internals import (
+from application.app import ItilApplication
+from application.eventsourcing_internals import (
     LibraryChanged,
     PostgresInsertHook,
     SQLiteInsertHook,
@@ -45,8 +44,9 @@ from itil.eventsourcing_internals import (
     share_writer_lock,
     take_snapshots,
 )
-from itil.pgrecorder import ArrayInsertRecorder
-from itil.sqliterecorder import ManyInsertRecorder
+from application.pgrecorder import ArrayInsertRecorder
+from application.sqliterecorder import ManyInsertRecorder
+from domain.monitoring import Alarm
 from streams.faust_internals import (
     FETCH_MAX_WAIT_MS,
     FeedApp,
@@ -85,7 +85,7 @@ def source(function: Callable[..., Any]) -> str:
     return "".join(inspect.getsource(function).split())
 
 
-# -- eventsourcing (itil.eventsourcing_internals) ---------------------------------------------------
+# -- eventsourcing (application.eventsourcing_internals) ---------------------------------------------------
 
 
 def test_postgres_recorder_inserts_through_the_private_steps_the_hook_replaces() -> None:
@@ -238,7 +238,7 @@ def test_load_hooks_are_kept_by_kind_in_the_private_hooks_of_the_schema_class() 
 
 
 def test_fields_deserialize_through_the_protected_method_custom_fields_override() -> None:
-    """Documented for custom fields, overridden by those of itil.web and itil.changes."""
+    """Documented for custom fields, overridden by those of web.accounts, web.sla and web.changes."""
     assert shape(fields.Field._deserialize) == "(self, value, attr, data, **kwargs)"
     assert "self._deserialize" in calls(fields.Field.deserialize)
 

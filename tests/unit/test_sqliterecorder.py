@@ -1,4 +1,4 @@
-"""itil.sqliterecorder: one executemany per transaction, the same rows and notification ids as the library's."""
+"""application.sqliterecorder: one executemany per transaction, the same rows and notification ids as the library's."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from application.app import ItilApplication
-from itil.sqliterecorder import ManyInsertRecorder
+from application.sqliterecorder import ManyInsertRecorder
 
 
 def events(n: int, version: int = 1) -> list[StoredEvent]:

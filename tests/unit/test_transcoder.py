@@ -24,8 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from application.app import ItilApplication
+from application.transcoder import OrjsonTranscoder
 from domain.commands import LogIncident
-from itil.transcoder import OrjsonTranscoder
 
 INCIDENT_ID = UUID("0b6a7d4e-0000-4000-8000-000000000001")
 

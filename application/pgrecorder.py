@@ -18,7 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Composed, Identifier
 
-from itil.eventsourcing_internals import PostgresInsertHook
+from application.eventsourcing_internals import PostgresInsertHook
 
 
 class ArrayInsertRecorder(PostgresInsertHook, PostgresApplicationRecorder):

@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
-from itil.eventsourcing_internals import SQLiteInsertHook
+from application.eventsourcing_internals import SQLiteInsertHook
 
 
 class ManyInsertRecorder(SQLiteInsertHook, SQLiteApplicationRecorder):

@@ -1,8 +1,8 @@
 """The private parts of eventsourcing that the engine bends, behind one door.
 
 Every private method of the library overridden or called, and every private attribute replaced,
-is here, nowhere else: the recorders' insert of a transaction's events (itil.pgrecorder,
-itil.sqliterecorder), the snapshots of an application that records its own way
+is here, nowhere else: the recorders' insert of a transaction's events (application.pgrecorder,
+application.sqliterecorder), the snapshots of an application that records its own way
 (`ItilApplication.record`), and the writer lock of the SQLite connection pool.
 `tests/unit/test_library_internals.py` fails as soon as one of them moves or changes shape, and
 pyproject.toml pins the version they were read from (eventsourcing 9.5).
