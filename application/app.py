@@ -1,4 +1,6 @@
-"""The command side: load an aggregate, call it, save it. One table maps commands to handlers."""
+"""The engine's application: carry out a command through its table of handlers; read what handlers and
+queries need (accounts, contracts, SLA clocks, incidents and problems), with caches of what is read
+often. How aggregates are stored and read back is `application.store`'s."""
 
 from __future__ import annotations
 
@@ -7,18 +9,17 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError
+from eventsourcing.persistence import IntegrityError
 
 from application.conflicts import CONFLICT_RETRIES, ConcurrencyConflict
-from application.eventsourcing_internals import is_postgres_datastore, take_snapshots
 from application.incidents import INCIDENT_CHANGES
+from application.store import StoreApplication
 from domain.account import DEFAULT_REOPEN_PERIOD, Account, account_id, profile_of
 from domain.commands import (
     AddContractVersion,
@@ -135,7 +136,6 @@ def _contract_id(account: str) -> UUID:
     return contract_id(account)
 
 
-A = TypeVar("A", bound=Aggregate)
 Handler = Callable[["ItilApplication", Any], Any]
 """Carries out one command on the application; returns what it changed."""
 
@@ -171,29 +171,11 @@ class LinkedIncidents:
         return linked
 
 
-@dataclass
-class SaveListeners:
-    """Callbacks told after every successful save (the relay's wake-up)."""
-
-    callbacks: list[Callable[[], None]] = field(default_factory=list)
-
-    def __call__(self) -> None:
-        for callback in self.callbacks:
-            callback()
-
-
-class ItilApplication(Application[UUID]):
-    """The engine's event-sourced application: the store of incidents and their commands."""
+class ItilApplication(StoreApplication):
+    """The engine's event-sourced application: its commands' table, and what handlers and queries read
+    often (accounts, contracts, the incidents linked to a problem, SLA clocks)."""
 
     name = "itil"
-    env: ClassVar[dict[str, str]] = {
-        # Keep recently used aggregates in memory; each read still fetches any newer events
-        # (fast-forward), so writers in other processes are seen. Saves a full reload per command.
-        "AGGREGATE_CACHE_MAXSIZE": "20000",
-        "AGGREGATE_CACHE_FASTFORWARD": "y",
-        # The library's JSON, same bytes, written and read by orjson (see application.transcoder).
-        "TRANSCODER_TOPIC": "application.transcoder:OrjsonTranscoder",
-    }
     # A long-lived problem (thousands of linked incidents) loads from its latest snapshot plus the
     # few events after it. (Accounts have their own read cache; their state is not snapshot-ready.)
     snapshotting_intervals = {Problem: 100}  # type: ignore[assignment]
@@ -210,61 +192,7 @@ class ItilApplication(Application[UUID]):
         self._contracts = _ContractsRead()
         self._accounts = _AccountsRead()
         self._linked = LinkedIncidents(self)
-        self.saved = SaveListeners()
         self._log_lock = threading.Lock()
-        self._versions_statement: Any = None
-        self._version_at_statement: Any = None
-
-    def construct_recorder(self) -> ApplicationRecorder:
-        """The library's recorder, with a cheaper insert of a transaction's events: on PostgreSQL
-        one that sends the batch as plain arrays, on SQLite one `executemany`."""
-        factory: Any = self.factory
-        if factory.env.get(factory.APPLICATION_RECORDER_TOPIC):
-            pass  # chosen by the settings
-        elif (
-            type(factory).__module__ == "eventsourcing.postgres"
-            and factory.datastore.originator_id_type == "uuid"
-            and not factory.datastore.enable_db_functions
-        ):
-            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "application.pgrecorder:ArrayInsertRecorder"
-        elif type(factory).__module__ == "eventsourcing.sqlite":
-            factory.env[factory.APPLICATION_RECORDER_TOPIC] = "application.sqliterecorder:ManyInsertRecorder"
-        return super().construct_recorder()
-
-    def save(self, *objs: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        """The library's save: collect the pending events, then record them (see `record`)."""
-        self.record(self.collect(*objs, **kwargs))
-
-    def collect(self, *objs: Any, **kwargs: Any) -> ProcessingEvent[UUID]:
-        """The pending events of these aggregates (now no longer pending), ready for `record`.
-
-        As the library's, but telling aggregates apart by their class: the library asks each object
-        whether it follows its runtime-checkable protocols, which on Python 3.11 costs some 15 µs
-        per aggregate, a tenth of group commit's whole work per command.
-        """
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for obj in objs:
-            if isinstance(obj, Aggregate):
-                processing_event.events.extend(obj.collect_events())
-                processing_event.aggregates[obj.id] = obj
-            elif obj is not None:
-                processing_event.collect_events(obj)
-        processing_event.saved_kwargs.update(kwargs)
-        return processing_event
-
-    def record(self, processing_event: ProcessingEvent[UUID]) -> None:
-        """Store collected events in one transaction (IntegrityError: another writer saved first).
-
-        As the library's, less the `Recording` (event, notification) it makes of every stored event
-        for the hooks of its process applications, which the engine does not use and nothing here
-        reads: a tenth of the intake's work for a new alarm. Hence nothing returned.
-        """
-        stored = list(map(self.mapper.to_stored_event, processing_event.events))
-        self.recorder.insert_events(stored, tracking=processing_event.tracking, **processing_event.saved_kwargs)
-        if self.repository.cache and not self.repository.fastforward:
-            for aggregate_id, aggregate in processing_event.aggregates.items():
-                self.repository.cache.put(aggregate_id, aggregate)
-        take_snapshots(self, processing_event)
 
     def handle(self, command: Any) -> Any:
         """Carry out one command; returns the aggregate it changed, as it stands afterwards."""
@@ -276,70 +204,6 @@ class ItilApplication(Application[UUID]):
     def find_incident(self, incident_id: UUID) -> Incident | None:
         """The incident, or None when it was never stored."""
         return self._find(incident_id)
-
-    def stored_versions(self, ids: Sequence[UUID]) -> dict[UUID, int]:
-        """The latest stored version of each of these aggregates (absent: never stored), in one query."""
-        if not ids:
-            return {}
-        recorder: Any = self.recorder
-        table = recorder.events_table_name
-        by_hex = {i.hex: i for i in ids}  # ids go and come back as text: cheaper than as UUIDs
-        if is_postgres_datastore(recorder.datastore):
-            if self._versions_statement is None:
-                from psycopg.sql import SQL, Identifier
-
-                # One text in, one text out ("id version id version…"): the driver's per-value work
-                # (arrays of UUIDs, a row per aggregate) was half the cost of the query.
-                self._versions_statement = SQL(
-                    "SELECT string_agg(replace(originator_id::text, '-', '') || ' ' || version, ' ') AS found"
-                    " FROM (SELECT originator_id, MAX(originator_version) AS version FROM {schema}.{table}"
-                    " WHERE originator_id = ANY(string_to_array(%s, ' ')::uuid[]) GROUP BY originator_id) AS latest"
-                ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
-            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(self._versions_statement, [" ".join(by_hex)], prepare=True)
-                row = curs.fetchone()
-            found = (row or {}).get("found")
-            if not found:
-                return {}
-            words = found.split(" ")
-            return {by_hex[words[k]]: int(words[k + 1]) for k in range(0, len(words), 2)}
-        # One SELECT is a read transaction of its own: no BEGIN and ROLLBACK around it.
-        with recorder.datastore.get_connection(commit=False) as conn:
-            c = conn.cursor()
-            c.execute(
-                f"SELECT originator_id, MAX(originator_version) FROM {table}"
-                f" WHERE originator_id IN ({','.join('?' * len(by_hex))}) GROUP BY originator_id",
-                list(by_hex),
-            )
-            return {by_hex[row[0]]: row[1] for row in c.fetchall()}
-
-    def version_at(self, aggregate_id: UUID, position: int) -> int | None:
-        """The aggregate's last version stored at or before `position` of the notification log (None:
-        nothing of it yet): how a process reads an aggregate as it stood when the event it reacts to
-        was stored, whatever was stored since."""
-        recorder: Any = self.recorder
-        table = recorder.events_table_name
-        if is_postgres_datastore(recorder.datastore):
-            if self._version_at_statement is None:
-                from psycopg.sql import SQL, Identifier
-
-                self._version_at_statement = SQL(
-                    "SELECT MAX(originator_version) AS version FROM {schema}.{table}"
-                    " WHERE originator_id = %s AND notification_id <= %s"
-                ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(table))
-            with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-                curs.execute(self._version_at_statement, [aggregate_id, position], prepare=True)
-                row = curs.fetchone()
-            found = (row or {}).get("version")
-            return None if found is None else int(found)
-        with recorder.datastore.get_connection(commit=False) as conn:
-            c = conn.cursor()
-            c.execute(
-                f"SELECT MAX(originator_version) FROM {table} WHERE originator_id = ? AND rowid <= ?",
-                [aggregate_id.hex, position],
-            )
-            row = c.fetchone()
-        return None if row is None or row[0] is None else int(row[0])
 
     def read_by(self, command: Any) -> tuple[UUID, ...]:
         """The aggregates `prepare` reads for this command whose stored versions group commit checks first.
@@ -439,61 +303,6 @@ class ItilApplication(Application[UUID]):
         """The account's settings and ROC informs; the defaults when it was never registered."""
         found = self.find_account(account)
         return profile_of(account=account) if found is None else found.profile()
-
-    # -- generic load, call, save ------------------------------------------------------
-
-    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        """The aggregate with this id if it exists and is a `kind`, else None."""
-        try:
-            found: Any = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
-    def load(self, aggregate_id: UUID, kind: type[A], what: str) -> A:
-        found = self.find(aggregate_id, kind)
-        if found is None:
-            raise NotFound(f"there is no {what} {aggregate_id}")
-        return found
-
-    def create(self, aggregate_id: UUID, kind: type[A], make: Callable[[], A]) -> A:
-        """Create an aggregate once: the same creation carried out twice has the effect of once."""
-        existing = self.find(aggregate_id, kind)
-        if existing is not None:
-            return existing
-        aggregate = make()
-        try:
-            self.save(aggregate)
-        except IntegrityError:
-            found = self.find(aggregate_id, kind)
-            if found is None:
-                raise
-            return found
-        self.saved()
-        return aggregate
-
-    def update(self, ids: Sequence[tuple[UUID, type[Aggregate], str]], change: Callable[..., Any]) -> list[Any]:
-        """Load these aggregates, let `change` call their commands, save them all in one go.
-
-        On a concurrent save the whole command is tried again on fresh state, so rules are always
-        checked against what is stored; a refused command saves nothing.
-        """
-        for _attempt in range(CONFLICT_RETRIES):
-            aggregates = [self.load(i, kind, what) for i, kind, what in ids]
-            versions = [a.version for a in aggregates]
-            change(*aggregates)
-            changed = [a for a, v in zip(aggregates, versions, strict=True) if a.version != v]
-            if not changed:
-                return aggregates
-            try:
-                self.save(*changed)
-            except IntegrityError:
-                continue
-            self.saved()
-            return aggregates
-        raise ConcurrencyConflict(
-            f"{', '.join(str(i) for i, _, _ in ids)} kept changing while the command ran; try again"
-        )
 
     # -- SLA ------------------------------------------------------------------------
 
