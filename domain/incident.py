@@ -1,4 +1,9 @@
-"""The Incident aggregate: an unplanned interruption, from logging to closure."""
+"""The Incident aggregate: an unplanned interruption, from logging to closure.
+
+Some 780 lines because one aggregate is one module (its ~20 past-tense events, each with its public
+command checking the rule and its mutator, and the rules of its lifecycle); shared rules are in
+`domain.rules`.
+"""
 
 from __future__ import annotations
 
