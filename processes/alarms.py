@@ -43,6 +43,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.configuration import DEPENDENCY_RELATIONS, KINDS, OPERATIONAL, ConfigurationItem
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
+from domain.events import aggregate_name, event_kind, event_kinds
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CANCELLED, CLOSED, NEW, ON_HOLD, Incident
 from domain.monitoring import (
     CLEARED,
@@ -1432,7 +1433,10 @@ def _invalidate_relations(app: ItilApplication, account: str) -> None:
 # -- itil.events: what the process learns from the store's events ----------------------------------
 
 
-_SERVICE_BACK_OR_OVER = ("ServiceRestored", "Resolved", "Cancelled", "Closed")
+_SERVICE_BACK_OR_OVER = event_kinds(Incident.ServiceRestored, Incident.Resolved, Incident.Cancelled, Incident.Closed)
+_CONFIGURATION_ITEM = aggregate_name(ConfigurationItem)
+_MONITORING_POLICY = aggregate_name(MonitoringPolicy)
+_INCIDENT = aggregate_name(Incident)
 
 
 class AlarmEventsConsumer(Process):
@@ -1443,7 +1447,7 @@ class AlarmEventsConsumer(Process):
     """
 
     name = "alarm_process"
-    reads = ("ConfigurationItem", "MonitoringPolicy", "Incident")
+    reads = (_CONFIGURATION_ITEM, _MONITORING_POLICY, _INCIDENT)
 
     def __init__(self, db: Database, process: AlarmProcess) -> None:
         super().__init__(db)
@@ -1451,12 +1455,12 @@ class AlarmEventsConsumer(Process):
 
     def react(self, envelope: dict[str, Any]) -> None:
         kind = str(envelope["event_type"]).split(".")[-1]
-        if envelope["aggregate_type"] == "ConfigurationItem":
+        if envelope["aggregate_type"] == _CONFIGURATION_ITEM:
             account = envelope["payload"].get("account")
             self.process.graphs.invalidate(account if isinstance(account, str) else None)
-        elif envelope["aggregate_type"] == "MonitoringPolicy":
+        elif envelope["aggregate_type"] == _MONITORING_POLICY:
             self.process.policies.invalidate()
-        elif envelope["aggregate_type"] == "Incident" and kind in _SERVICE_BACK_OR_OVER:
+        elif envelope["aggregate_type"] == _INCIDENT and kind in _SERVICE_BACK_OR_OVER:
             self.process.forget_incident(UUID(str(envelope["aggregate_id"])))
 
 
@@ -1504,17 +1508,25 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+_ALARM = aggregate_name(Alarm)
+_TRACKED = event_kind(Alarm.Tracked)
+_RAISED = event_kind(Alarm.Raised)
+_REPEATED = event_kind(Alarm.Repeated)
+_INCIDENT_OPENED = event_kind(Alarm.IncidentOpened)
+_CLEARED = event_kind(Alarm.Cleared)
+
+
 class AlarmsProjection(Projection):
     """The alarms of each account, current episode first: what the supervision team and the ROC watch."""
 
     name = VIEW_NAME
-    reads = ("Alarm",)
+    reads = (_ALARM,)
 
     def schema(self) -> Sequence[str]:
         return VIEW_SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        alarms = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Alarm"]
+        alarms = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == _ALARM]
         rows = self._rows(tx, {key for key, _ in alarms})  # one query for the batch, not one per alarm
         changed: dict[str, dict[str, Any]] = {}
         applied = 0
@@ -1552,28 +1564,28 @@ class AlarmsProjection(Projection):
         p = e["payload"]
         kind = str(e["event_type"]).split(".")[-1]
         at = _iso(e["occurred_at"])
-        if kind == "Tracked":
+        if kind == _TRACKED:
             row = {c: None for c in _VIEW_COLUMNS}
             row.update(alarm_id=key, account=p["account"], dedup_key=p["dedup_key"], summary="", episode=0, count=0)
         if row is None:
             log.error("alarm %s: %s before it was tracked; event not applied", key, kind)
             return None
         row = dict(row)
-        if kind == "Raised":
+        if kind == _RAISED:
             row.update(
                 episode=p["episode"], ci=p["ci"], check_name=p["check"], severity=p["severity"], summary=p["summary"],
                 status="held" if p.get("hold_until") else "open", started_at=at, last_seen=at, count=1,
                 hold_until=_iso(p.get("hold_until")), incident_id=None, cleared_at=None,
             )  # fmt: skip
-        elif kind == "Repeated":
+        elif kind == _REPEATED:
             row.update(count=row["count"] + 1, last_seen=at, severity=p["severity"])
             if p.get("summary"):
                 row["summary"] = p["summary"]
-        elif kind == "IncidentOpened":
+        elif kind == _INCIDENT_OPENED:
             row.update(status="open", incident_id=str(p["incident_id"]))
-        elif kind == "Cleared":
+        elif kind == _CLEARED:
             row.update(status=CLEARED, cleared_at=at)
-        if kind in ("Tracked", "Raised"):
+        if kind in (_TRACKED, _RAISED):
             row["source"] = e["actor"]
         row["version"] = version
         row["position"] = e["position"]
