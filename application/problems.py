@@ -33,12 +33,10 @@ from domain.commands import (
     StartInvestigation,
 )
 from domain.errors import IllegalTransition, InvalidCommand
+from domain.events import event_kind
 from domain.incident import Incident
 from domain.problem import Problem, link, linked_incidents, log_for, unlink
 from projections.records import envelope_of
-
-# -- commands -------------------------------------------------------------------------------------
-
 
 # -- handlers -------------------------------------------------------------------------------------
 
@@ -185,25 +183,27 @@ def cancel_problem(app: ItilApplication, c: CancelProblem) -> Problem:
 # -- history --------------------------------------------------------------------------------------
 
 _DETAIL = {
-    "Logged": "title",
-    "IncidentLinked": "incident_id",
-    "IncidentUnlinked": "incident_id",
-    "RootCauseRecorded": "analysis",
-    "WorkaroundPublished": "workaround",
-    "ChangeProposed": "change_id",
-    "Resolved": "notes",
-    "InvestigationReopened": "reason",
-    "Cancelled": "reason",
-    "Requested": "title",
-    "Assessed": "risk",
-    "CabConvened": "members",
-    "Approved": "approver",
-    "Rejected": "reason",
-    "Authorised": "basis",
-    "Completed": "notes",
-    "Failed": "reason",
-    "Reviewed": "outcome",
+    event_kind(Problem.Logged): "title",
+    event_kind(Problem.IncidentLinked): "incident_id",
+    event_kind(Problem.IncidentUnlinked): "incident_id",
+    event_kind(Problem.RootCauseRecorded): "analysis",
+    event_kind(Problem.WorkaroundPublished): "workaround",
+    event_kind(Problem.ChangeProposed): "change_id",
+    event_kind(Problem.Resolved): "notes",
+    event_kind(Problem.InvestigationReopened): "reason",
+    event_kind(Problem.Cancelled): "reason",
+    event_kind(Change.Cancelled): "reason",
+    event_kind(Change.Requested): "title",
+    event_kind(Change.Assessed): "risk",
+    event_kind(Change.CabConvened): "members",
+    event_kind(Change.Approved): "approver",
+    event_kind(Change.Rejected): "reason",
+    event_kind(Change.Authorised): "basis",
+    event_kind(Change.Completed): "notes",
+    event_kind(Change.Failed): "reason",
+    event_kind(Change.Reviewed): "outcome",
 }
+_SCHEDULED = event_kind(Change.Scheduled)
 
 
 def _words(kind: str) -> str:
@@ -229,7 +229,7 @@ def timeline_of(events: Iterable[DomainEventProtocol[UUID]]) -> list[dict[str, A
         if isinstance(detail, list | tuple):
             detail = ", ".join(str(d) for d in detail)
         summary = _words(kind) + (f": {detail}" if detail not in (None, "") else "")
-        if kind == "Scheduled":
+        if kind == _SCHEDULED:
             summary += f": {payload['start']} – {payload['end']}"
             if payload.get("outside_maintenance_window"):
                 summary += " (outside the maintenance windows)"

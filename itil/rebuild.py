@@ -20,6 +20,7 @@ from eventsourcing.utils import get_topic
 from application.app import ItilApplication
 from domain.change import Change
 from domain.configuration import ConfigurationItem
+from domain.events import aggregate_name
 from domain.incident import Incident
 from domain.problem import Problem
 from domain.sla import IncidentSla
@@ -54,9 +55,8 @@ def reset(projections: Sequence[Projection]) -> None:
 
 
 AGGREGATES: dict[str, type[Aggregate]] = {
-    "Incident": Incident, "IncidentSla": IncidentSla, "Problem": Problem, "Change": Change,
-    "ConfigurationItem": ConfigurationItem,
-}  # fmt: skip
+    aggregate_name(a): a for a in (Incident, IncidentSla, Problem, Change, ConfigurationItem)
+}
 
 
 def event_topics(aggregate_types: Sequence[str]) -> list[str]:

@@ -6,6 +6,10 @@ import logging
 from typing import Any, Protocol
 from uuid import UUID
 
+from domain.configuration import ConfigurationItem
+from domain.events import aggregate_name, event_kinds
+from domain.incident import Incident
+from domain.monitoring import MonitoringPolicy
 from projections.db import Database
 from projections.tracking import Process
 
@@ -27,10 +31,14 @@ class AlarmCaches(Protocol):
 
     def forget_incident(self, incident_id: UUID) -> None: ...
 
+
 # -- itil.events: what the process learns from the store's events ----------------------------------
 
 
-_SERVICE_BACK_OR_OVER = ("ServiceRestored", "Resolved", "Cancelled", "Closed")
+_SERVICE_BACK_OR_OVER = event_kinds(Incident.ServiceRestored, Incident.Resolved, Incident.Cancelled, Incident.Closed)
+_CONFIGURATION_ITEM = aggregate_name(ConfigurationItem)
+_MONITORING_POLICY = aggregate_name(MonitoringPolicy)
+_INCIDENT = aggregate_name(Incident)
 
 
 class AlarmEventsConsumer(Process):
@@ -41,7 +49,7 @@ class AlarmEventsConsumer(Process):
     """
 
     name = "alarm_process"
-    reads = ("ConfigurationItem", "MonitoringPolicy", "Incident")
+    reads = (_CONFIGURATION_ITEM, _MONITORING_POLICY, _INCIDENT)
 
     def __init__(self, db: Database, process: AlarmCaches) -> None:
         super().__init__(db)
@@ -49,10 +57,10 @@ class AlarmEventsConsumer(Process):
 
     def react(self, envelope: dict[str, Any]) -> None:
         kind = str(envelope["event_type"]).split(".")[-1]
-        if envelope["aggregate_type"] == "ConfigurationItem":
+        if envelope["aggregate_type"] == _CONFIGURATION_ITEM:
             account = envelope["payload"].get("account")
             self.process.graphs.invalidate(account if isinstance(account, str) else None)
-        elif envelope["aggregate_type"] == "MonitoringPolicy":
+        elif envelope["aggregate_type"] == _MONITORING_POLICY:
             self.process.policies.invalidate()
-        elif envelope["aggregate_type"] == "Incident" and kind in _SERVICE_BACK_OR_OVER:
+        elif envelope["aggregate_type"] == _INCIDENT and kind in _SERVICE_BACK_OR_OVER:
             self.process.forget_incident(UUID(str(envelope["aggregate_id"])))

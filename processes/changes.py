@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain.change import Change
 from domain.commands import ReopenInvestigation, ResolveProblem
+from domain.events import aggregate_name, event_name
 from domain.problem import KNOWN_ERROR, ROOT_CAUSE_KNOWN, Problem
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
 
@@ -30,12 +31,17 @@ CHANGE_PROBLEMS_SCHEMA = """CREATE TABLE IF NOT EXISTS change_problems (
 RESOLVABLE = (ROOT_CAUSE_KNOWN, KNOWN_ERROR)
 """Problem statuses in which a change's outcome decides what happens next."""
 
+_PROBLEM_CHANGE_PROPOSED = event_name(Problem.ChangeProposed)
+_CHANGE_REQUESTED = event_name(Change.Requested)
+_CHANGE_COMPLETED = event_name(Change.Completed)
+_CHANGE_FAILED = event_name(Change.Failed)
+
 
 class ChangeOutcomeProcess(CommandProcess):
     """Resolves a problem via its completed change; reopens its investigation when the change failed."""
 
     name = "change_outcome_process"
-    reads = ("Problem", "Change")
+    reads = (aggregate_name(Problem), aggregate_name(Change))
     actor = "change-outcome-process"
 
     def schema(self) -> Sequence[str]:
@@ -45,15 +51,15 @@ class ChangeOutcomeProcess(CommandProcess):
         kind = f"{envelope['aggregate_type']}.{kind_of(envelope)}"
         aggregate_id = UUID(str(envelope["aggregate_id"]))
         payload = envelope["payload"]
-        if kind == "Problem.ChangeProposed":
+        if kind == _PROBLEM_CHANGE_PROPOSED:
             self._remember(UUID(str(payload["change_id"])), aggregate_id)
-        elif kind == "Change.Requested" and payload.get("problem_id"):
+        elif kind == _CHANGE_REQUESTED and payload.get("problem_id"):
             self._remember(aggregate_id, UUID(str(payload["problem_id"])))
-        elif kind == "Change.Completed":
+        elif kind == _CHANGE_COMPLETED:
             at = when(envelope["occurred_at"])
             for problem in self._problems(aggregate_id):
                 self._resolve(problem, aggregate_id, at)
-        elif kind == "Change.Failed":
+        elif kind == _CHANGE_FAILED:
             at = when(envelope["occurred_at"])
             for problem in self._problems(aggregate_id):
                 self._reopen(problem, aggregate_id, payload, at)

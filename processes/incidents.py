@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from domain.commands import InformRoc, ResolveIncident, RestoreService
 from domain.errors import ConcurrencyConflict, DomainError
+from domain.events import aggregate_name, event_kind, event_name
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CLOSED, NEW, ON_HOLD, RESOLVED, Incident
 from processes.ports import Commands
 from projections.db import Database
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 NOT_RESTORED = (NEW, ACKNOWLEDGED, ASSIGNED, ON_HOLD)
 """Open statuses in which service is still down."""
+
+_INCIDENT = aggregate_name(Incident)
 
 
 def when(value: Any) -> datetime:
@@ -107,31 +110,38 @@ class CommandProcess(Process):
         return found if isinstance(found, Incident) else None
 
 
+_SERVICE_RESTORED = event_kind(Incident.ServiceRestored)
+_RESOLVED = event_kind(Incident.Resolved)
+_ATTACHED_TO_PARENT = event_kind(Incident.AttachedToParent)
+_FOLLOWED = frozenset({_SERVICE_RESTORED, _RESOLVED, _ATTACHED_TO_PARENT})
+"""The kinds of incident event a mass outage's children follow their parent on."""
+
+
 class MassOutageProcess(CommandProcess):
     """Brings the children of a mass outage's parent incident along: restored, then resolved, with it."""
 
     name = "mass_outage_process"
-    reads = ("Incident",)
+    reads = (_INCIDENT,)
     actor = "mass-outage-process"
 
     def react(self, envelope: dict[str, Any]) -> None:
-        if envelope["aggregate_type"] != "Incident":
+        if envelope["aggregate_type"] != _INCIDENT:
             return
         kind = kind_of(envelope)
-        if kind not in ("ServiceRestored", "Resolved", "AttachedToParent"):
+        if kind not in _FOLLOWED:
             return
         incident_id = UUID(str(envelope["aggregate_id"]))
         at = when(envelope["occurred_at"])
-        if kind == "AttachedToParent":
+        if kind == _ATTACHED_TO_PARENT:
             self._attached(incident_id, UUID(str(envelope["payload"]["parent_id"])), at)
             return
         parent = self.incident(incident_id)
         if parent is None or not parent.children:
             return
-        if kind == "ServiceRestored" and parent.restored_at == at:
+        if kind == _SERVICE_RESTORED and parent.restored_at == at:
             for child_id in parent.children:
                 self._restore(parent, child_id, at)
-        elif kind == "Resolved" and parent.status in (RESOLVED, CLOSED) and parent.resolved_at == at:
+        elif kind == _RESOLVED and parent.status in (RESOLVED, CLOSED) and parent.resolved_at == at:
             code = str(envelope["payload"]["code"])
             for child_id in parent.children:
                 self._resolve(parent, child_id, code, at)
@@ -170,6 +180,9 @@ MAJOR_INCIDENT_REASON = "major incident declared"
 
 ESCALATION_LEVELS = {"roc": "the ROC", "management": "management"}
 
+_INCIDENT_MAJOR_INCIDENT_DECLARED = event_name(Incident.MajorIncidentDeclared)
+_INCIDENT_HIERARCHICALLY_ESCALATED = event_name(Incident.HierarchicallyEscalated)
+
 
 class MajorIncidentProcess(CommandProcess):
     """Informs the account's ROC of each major incident and each hierarchical escalation, once.
@@ -178,18 +191,18 @@ class MajorIncidentProcess(CommandProcess):
     """
 
     name = "major_incident_process"
-    reads = ("Incident",)
+    reads = (_INCIDENT,)
     actor = "major-incident-process"
 
     def react(self, envelope: dict[str, Any]) -> None:
         kind = envelope["event_type"]
-        if kind not in ("Incident.MajorIncidentDeclared", "Incident.HierarchicallyEscalated"):
+        if kind not in (_INCIDENT_MAJOR_INCIDENT_DECLARED, _INCIDENT_HIERARCHICALLY_ESCALATED):
             return
         incident = self.incident(UUID(str(envelope["aggregate_id"])))
         if incident is None:
             return
         p = envelope["payload"]
-        if kind == "Incident.MajorIncidentDeclared":
+        if kind == _INCIDENT_MAJOR_INCIDENT_DECLARED:
             reason = f"{MAJOR_INCIDENT_REASON}: {p['reason']}"
             subject = f'major incident "{incident.title}" (P{incident.priority})'
         else:

@@ -32,6 +32,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from domain.account import period_text
 from domain.commands import AddIncidentToProblem, LinkIncidentToProblem, LogProblem, NoteWorkaround, ResolveIncident
+from domain.events import aggregate_name, event_kind, event_name
 from domain.incident import Incident
 from domain.problem import CLOSED, RESOLVED, Problem
 from processes.incidents import CommandProcess, happened_since, kind_of, later, when
@@ -44,6 +45,12 @@ DEFAULT_WINDOW = timedelta(days=7)
 DEFAULT_THRESHOLD = 3
 
 RECURRING_PROBLEM_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:recurring-incidents-problem")
+
+_INCIDENT = aggregate_name(Incident)
+_LOGGED = event_kind(Incident.Logged)
+_CATEGORISED = event_kind(Incident.Categorised)
+_CANCELLED = event_kind(Incident.Cancelled)
+_PROBLEM_LINKED = event_kind(Incident.ProblemLinked)
 
 SERIES_SCHEMA = """CREATE TABLE IF NOT EXISTS recurring_incidents (
     account TEXT NOT NULL,
@@ -141,7 +148,7 @@ class RecurringIncidentsProcess(CommandProcess):
     """Proposes a problem when incidents keep coming back on one CI (or category) of an account."""
 
     name = "recurring_incidents_process"
-    reads = ("Incident",)
+    reads = (_INCIDENT,)
     actor = "recurring-incidents-process"
 
     def __init__(
@@ -171,10 +178,10 @@ class RecurringIncidentsProcess(CommandProcess):
         run: list[_Logged] = []
         taken: set[tuple[str, str]] = set()
         for envelope in envelopes:
-            if envelope["aggregate_type"] != "Incident":
+            if envelope["aggregate_type"] != _INCIDENT:
                 continue
             kind = kind_of(envelope)
-            if kind == "Logged":
+            if kind == _LOGGED:
                 try:
                     logged = _Logged.of(envelope)
                 except Exception:
@@ -188,29 +195,29 @@ class RecurringIncidentsProcess(CommandProcess):
                     run, taken = [], set()
                 run.append(logged)
                 taken |= keys
-            elif kind in ("Categorised", "Cancelled", "ProblemLinked"):
+            elif kind in (_CATEGORISED, _CANCELLED, _PROBLEM_LINKED):
                 self._track_many(run)
                 run, taken = [], set()
                 self.react(envelope)
         self._track_many(run)
 
     def react(self, envelope: dict[str, Any]) -> None:
-        if envelope["aggregate_type"] != "Incident":
+        if envelope["aggregate_type"] != _INCIDENT:
             return
         kind = kind_of(envelope)
         incident_id = UUID(str(envelope["aggregate_id"]))
         payload = envelope["payload"]
-        if kind == "Cancelled":
+        if kind == _CANCELLED:
             self._forget(incident_id, None)
-        elif kind == "ProblemLinked":
+        elif kind == _PROBLEM_LINKED:
             self._claim(incident_id, UUID(str(payload["problem_id"])))
-        elif kind in ("Logged", "Categorised"):
+        elif kind in (_LOGGED, _CATEGORISED):
             version = int(envelope["aggregate_version"])
             if self._reacted([incident_id]).get(incident_id, 0) >= version:
                 return  # delivered again
             at = when(envelope["occurred_at"])
             position = int(envelope["position"])
-            if kind == "Logged":
+            if kind == _LOGGED:
                 series = series_of(payload.get("ci"), payload.get("category"))
                 if not series:
                     return
@@ -642,11 +649,17 @@ class RecurringIncidentsProcess(CommandProcess):
         )
 
 
+_PROBLEM_WORKAROUND_PUBLISHED = event_name(Problem.WorkaroundPublished)
+_PROBLEM_INCIDENT_LINKED = event_name(Problem.IncidentLinked)
+_INCIDENT_PROBLEM_LINKED = event_name(Incident.ProblemLinked)
+_PROBLEM_RESOLVED = event_name(Problem.Resolved)
+
+
 class ProblemIncidentsProcess(CommandProcess):
     """Tells the incidents a problem causes what it learnt: its workaround, then its resolution."""
 
     name = "problem_incidents_process"
-    reads = ("Problem", "Incident")
+    reads = (aggregate_name(Problem), _INCIDENT)
     actor = "problem-incidents-process"
 
     def react(self, envelope: dict[str, Any]) -> None:
@@ -654,22 +667,22 @@ class ProblemIncidentsProcess(CommandProcess):
         aggregate_id = UUID(str(envelope["aggregate_id"]))
         payload = envelope["payload"]
         at = when(envelope["occurred_at"])
-        if kind == "Problem.WorkaroundPublished":
+        if kind == _PROBLEM_WORKAROUND_PUBLISHED:
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.workaround != payload["workaround"]:
                 return  # a later workaround replaced this one; its own event pushes it
             linked = self.app.incidents_of(problem)
             for incident_id in linked:
                 self._push_workaround(problem, incident_id, at, linked)
-        elif kind == "Problem.IncidentLinked":
+        elif kind == _PROBLEM_INCIDENT_LINKED:
             problem = self.app.find(aggregate_id, Problem)
             if problem is not None and problem.workaround is not None and problem.is_open:
                 self._push_workaround(problem, UUID(str(payload["incident_id"])), at)
-        elif kind == "Incident.ProblemLinked":
+        elif kind == _INCIDENT_PROBLEM_LINKED:
             problem = self.app.find(UUID(str(payload["problem_id"])), Problem)
             if problem is not None and problem.workaround is not None and problem.is_open:
                 self._push_workaround(problem, aggregate_id, at)
-        elif kind == "Problem.Resolved":
+        elif kind == _PROBLEM_RESOLVED:
             problem = self.app.find(aggregate_id, Problem)
             if problem is None or problem.status not in (RESOLVED, CLOSED) or problem.resolved_at != at:
                 return  # reopened (or resolved again) since: this resolution no longer holds

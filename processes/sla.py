@@ -24,6 +24,7 @@ from domain.commands import (
     StartSlaClocks,
     StopSlaClock,
 )
+from domain.events import aggregate_name, event_kind
 from domain.incident import Incident
 from processes.ports import SlaClocks
 from projections.db import Database
@@ -37,6 +38,17 @@ SCHEDULE_SCHEMA = """CREATE TABLE IF NOT EXISTS sla_schedule (
 )"""
 SCHEDULE_INDEX = "CREATE INDEX IF NOT EXISTS sla_schedule_due ON sla_schedule (due_us)"
 
+_INCIDENT = aggregate_name(Incident)
+_LOGGED = event_kind(Incident.Logged)
+_ACKNOWLEDGED = event_kind(Incident.Acknowledged)
+_PUT_ON_HOLD = event_kind(Incident.PutOnHold)
+_RESUMED = event_kind(Incident.Resumed)
+_SERVICE_RESTORED = event_kind(Incident.ServiceRestored)
+_RESOLVED = event_kind(Incident.Resolved)
+_REOPENED = event_kind(Incident.Reopened)
+_REPRIORITISED = event_kind(Incident.Reprioritised)
+_CANCELLED = event_kind(Incident.Cancelled)
+
 
 def _when(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
@@ -44,31 +56,31 @@ def _when(value: Any) -> datetime:
 
 def command_for(envelope: dict[str, Any]) -> SlaCommand | None:
     """The SLA command an incident event calls for, if any."""
-    if envelope["aggregate_type"] != "Incident":
+    if envelope["aggregate_type"] != _INCIDENT:
         return None
     kind = envelope["event_type"].split(".")[-1]
     p = envelope["payload"]
     incident_id = UUID(str(envelope["aggregate_id"]))
     at = _when(envelope["occurred_at"])
     version = int(envelope["aggregate_version"])
-    if kind == "Logged":
+    if kind == _LOGGED:
         return StartSlaClocks(incident_id, p["account"], p.get("service"), int(p["priority"]), at)
-    if kind == "Acknowledged":
+    if kind == _ACKNOWLEDGED:
         return StopSlaClock(incident_id, "response", "acknowledged", at, version, ends_hold=False)
-    if kind == "PutOnHold":
+    if kind == _PUT_ON_HOLD:
         return PauseSlaClocks(incident_id, p["reason"], at, version)
-    if kind == "Resumed":
+    if kind == _RESUMED:
         return ResumeSlaClocks(incident_id, "resumed", at, version)
-    if kind == "ServiceRestored":
+    if kind == _SERVICE_RESTORED:
         return StopSlaClock(incident_id, "restoration", "service restored", at, version, ends_hold=True)
-    if kind == "Resolved":
+    if kind == _RESOLVED:
         return StopSlaClock(incident_id, "resolution", f"resolved ({p['code']})", at, version, ends_hold=True)
-    if kind == "Reopened":
+    if kind == _REOPENED:
         return RestartSlaClocks(incident_id, ("restoration", "resolution"), f"reopened: {p['reason']}", at, version)
-    if kind == "Reprioritised":
+    if kind == _REPRIORITISED:
         reason = f"priority changed from P{p['previous_priority']} to P{p['priority']}"
         return RetargetSlaClocks(incident_id, int(p["priority"]), reason, at, version)
-    if kind == "Cancelled":
+    if kind == _CANCELLED:
         return CancelSlaClocks(incident_id, f"incident cancelled: {p['reason']}", at, version)
     return None
 
@@ -191,7 +203,7 @@ class SlaConsumer(Process):
     """Feeds the SLA process from `itil.events`, each incident event once."""
 
     name = "sla_process"
-    reads = ("Incident",)
+    reads = (_INCIDENT,)
 
     def __init__(self, db: Database, process: SlaProcess) -> None:
         super().__init__(db)

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from domain.events import aggregate_name, event_kind
+from domain.incident import Incident
 from projections.db import Transaction
 from projections.tracking import Delivery, PartitionGap, Projection
 
@@ -89,6 +91,29 @@ _DETAIL_EXTRAS = (
 PRIORITY_NAMES = {1: "critical", 2: "high", 3: "medium", 4: "low"}
 ESCALATION_NAMES = {"roc": "the ROC", "management": "management"}
 
+_INCIDENT = aggregate_name(Incident)
+_LOGGED = event_kind(Incident.Logged)
+_ACKNOWLEDGED = event_kind(Incident.Acknowledged)
+_REPRIORITISED = event_kind(Incident.Reprioritised)
+_ASSIGNED = event_kind(Incident.Assigned)
+_PUT_ON_HOLD = event_kind(Incident.PutOnHold)
+_RESUMED = event_kind(Incident.Resumed)
+_SERVICE_RESTORED = event_kind(Incident.ServiceRestored)
+_RESOLVED = event_kind(Incident.Resolved)
+_REOPENED = event_kind(Incident.Reopened)
+_CLOSED = event_kind(Incident.Closed)
+_CANCELLED = event_kind(Incident.Cancelled)
+_CATEGORISED = event_kind(Incident.Categorised)
+_FUNCTIONALLY_ESCALATED = event_kind(Incident.FunctionallyEscalated)
+_HIERARCHICALLY_ESCALATED = event_kind(Incident.HierarchicallyEscalated)
+_MAJOR_INCIDENT_DECLARED = event_kind(Incident.MajorIncidentDeclared)
+_CHILD_ATTACHED = event_kind(Incident.ChildAttached)
+_ATTACHED_TO_PARENT = event_kind(Incident.AttachedToParent)
+_PROBLEM_LINKED = event_kind(Incident.ProblemLinked)
+_PROBLEM_UNLINKED = event_kind(Incident.ProblemUnlinked)
+_WORKAROUND_NOTED = event_kind(Incident.WorkaroundNoted)
+_COMMENTED = event_kind(Incident.Commented)
+
 
 def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
@@ -105,38 +130,38 @@ def _comment(p: dict[str, Any]) -> str:
 
 
 _SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
-    "Logged": lambda p: (
+    _LOGGED: lambda p: (
         f"Logged via {p['channel']} by {p['reporter']}: P{p['priority']}"
         f" {PRIORITY_NAMES.get(p['priority'], '')} (impact {p['impact']}, urgency {p['urgency']})"
         + (f", category {p['category']}" if p.get("category") else "")
         + (f", follows up incident {p['related_incident']}" if p.get("related_incident") else "")
     ),
-    "Acknowledged": lambda p: "Acknowledged",
-    "Reprioritised": lambda p: (
+    _ACKNOWLEDGED: lambda p: "Acknowledged",
+    _REPRIORITISED: lambda p: (
         f"Priority P{p['previous_priority']} -> P{p['priority']} (impact {p['impact']}, urgency {p['urgency']})"
     ),
-    "Assigned": lambda p: f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else ""),
-    "PutOnHold": lambda p: (
+    _ASSIGNED: lambda p: f"Assigned to {p['group']}" + (f" ({p['assignee']})" if p.get("assignee") else ""),
+    _PUT_ON_HOLD: lambda p: (
         f"Put on hold: {p['reason'].replace('_', ' ')}" + (f" ({p['note']})" if p.get("note") else "")
     ),
-    "Resumed": lambda p: "Resumed",
-    "ServiceRestored": lambda p: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
-    "Resolved": lambda p: f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else ""),
-    "Reopened": lambda p: f"Reopened: {p['reason']}",
-    "Closed": lambda p: "Closed",
-    "Cancelled": lambda p: f"Cancelled: {p['reason']}",
-    "Categorised": lambda p: (
+    _RESUMED: lambda p: "Resumed",
+    _SERVICE_RESTORED: lambda p: "Service restored" + (f": {p['note']}" if p.get("note") else ""),
+    _RESOLVED: lambda p: f"Resolved ({p['code'].replace('_', ' ')})" + (f": {p['notes']}" if p.get("notes") else ""),
+    _REOPENED: lambda p: f"Reopened: {p['reason']}",
+    _CLOSED: lambda p: "Closed",
+    _CANCELLED: lambda p: f"Cancelled: {p['reason']}",
+    _CATEGORISED: lambda p: (
         f"Categorised as {p['category']}" + (f" (was {p['previous_category']})" if p.get("previous_category") else "")
     ),
-    "FunctionallyEscalated": lambda p: f"Escalated from {p['from_group']} to {p['to_group']}: {p['reason']}",
-    "HierarchicallyEscalated": lambda p: f"Escalated to {ESCALATION_NAMES.get(p['level'], p['level'])}: {p['reason']}",
-    "MajorIncidentDeclared": lambda p: f"Declared a major incident: {p['reason']}",
-    "ChildAttached": lambda p: f"Incident {p['child_id']} attached as a child of this one",
-    "AttachedToParent": lambda p: f"Attached to parent incident {p['parent_id']}",
-    "ProblemLinked": lambda p: f"Linked to problem {p['problem_id']}",
-    "ProblemUnlinked": lambda p: f"Unlinked from problem {p['problem_id']}",
-    "WorkaroundNoted": lambda p: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
-    "Commented": _comment,
+    _FUNCTIONALLY_ESCALATED: lambda p: f"Escalated from {p['from_group']} to {p['to_group']}: {p['reason']}",
+    _HIERARCHICALLY_ESCALATED: lambda p: f"Escalated to {ESCALATION_NAMES.get(p['level'], p['level'])}: {p['reason']}",
+    _MAJOR_INCIDENT_DECLARED: lambda p: f"Declared a major incident: {p['reason']}",
+    _CHILD_ATTACHED: lambda p: f"Incident {p['child_id']} attached as a child of this one",
+    _ATTACHED_TO_PARENT: lambda p: f"Attached to parent incident {p['parent_id']}",
+    _PROBLEM_LINKED: lambda p: f"Linked to problem {p['problem_id']}",
+    _PROBLEM_UNLINKED: lambda p: f"Unlinked from problem {p['problem_id']}",
+    _WORKAROUND_NOTED: lambda p: f"Workaround from problem {p['problem_id']}: {p['workaround']}",
+    _COMMENTED: _comment,
 }
 
 
@@ -207,7 +232,7 @@ def _apply_in_place(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, 
     p = e["payload"]
     kind = e["event_type"].rpartition(".")[2]
     at = _iso(e["occurred_at"])
-    if kind == "Logged":
+    if kind == _LOGGED:
         row = _EMPTY_ROW.copy()
         row.update(
             incident_id=str(e["aggregate_id"]), account=p["account"], title=p["title"],
@@ -217,16 +242,16 @@ def _apply_in_place(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, 
             related_incident=p.get("related_incident"), is_major=0, children="[]", problem_ids="[]",
         )  # fmt: skip
     assert row is not None
-    if kind == "Acknowledged":
+    if kind == _ACKNOWLEDGED:
         row["acknowledged_at"] = at
         if row["status"] == "new":
             row["status"] = "acknowledged"
         elif row["status"] == "on_hold" and row["status_before_hold"] == "new":
             row["status_before_hold"] = "acknowledged"
-    elif kind == "Reprioritised":
+    elif kind == _REPRIORITISED:
         row["impact"], row["urgency"], row["priority"] = p["impact"], p["urgency"], p["priority"]
-    elif kind in ("Assigned", "FunctionallyEscalated"):
-        if kind == "Assigned":
+    elif kind in (_ASSIGNED, _FUNCTIONALLY_ESCALATED):
+        if kind == _ASSIGNED:
             row["assignment_group"], row["assignee"] = p["group"], p.get("assignee")
         else:
             row["assignment_group"], row["assignee"] = p["to_group"], None
@@ -234,41 +259,41 @@ def _apply_in_place(row: dict[str, Any] | None, e: dict[str, Any]) -> dict[str, 
             row["status"] = "assigned"
         elif row["status"] == "on_hold" and row["status_before_hold"] in ("new", "acknowledged"):
             row["status_before_hold"] = "assigned"
-    elif kind == "PutOnHold":
+    elif kind == _PUT_ON_HOLD:
         row["status_before_hold"], row["status"] = row["status"], "on_hold"
         row["hold_reason"] = p["reason"]
-    elif kind == "Resumed":
+    elif kind == _RESUMED:
         row["status"] = row["status_before_hold"] or "acknowledged"
         row["status_before_hold"] = row["hold_reason"] = None
-    elif kind == "ServiceRestored":
+    elif kind == _SERVICE_RESTORED:
         row["restored_at"], row["status"] = at, "restored"
         row["status_before_hold"] = row["hold_reason"] = None
-    elif kind == "Resolved":
+    elif kind == _RESOLVED:
         row["resolved_at"], row["resolution_code"], row["status"] = at, p["code"], "resolved"
         row["status_before_hold"] = row["hold_reason"] = None
-    elif kind == "Reopened":
+    elif kind == _REOPENED:
         row["restored_at"] = row["resolved_at"] = row["resolution_code"] = None
         row["status"] = "assigned" if row["assignment_group"] else "acknowledged" if row["acknowledged_at"] else "new"
-    elif kind == "Closed":
+    elif kind == _CLOSED:
         row["closed_at"], row["status"] = at, "closed"
-    elif kind == "Cancelled":
+    elif kind == _CANCELLED:
         row["cancelled_at"], row["status"] = at, "cancelled"
         row["status_before_hold"] = row["hold_reason"] = None
-    elif kind == "Categorised":
+    elif kind == _CATEGORISED:
         row["category"] = p["category"]
-    elif kind == "HierarchicallyEscalated":
+    elif kind == _HIERARCHICALLY_ESCALATED:
         row["escalation_level"] = p["level"]
-    elif kind == "MajorIncidentDeclared":
+    elif kind == _MAJOR_INCIDENT_DECLARED:
         row["is_major"] = 1
-    elif kind == "ChildAttached":
+    elif kind == _CHILD_ATTACHED:
         row["children"] = json.dumps([*json.loads(row["children"]), p["child_id"]])
-    elif kind == "AttachedToParent":
+    elif kind == _ATTACHED_TO_PARENT:
         row["parent_id"] = p["parent_id"]
-    elif kind == "ProblemLinked":
+    elif kind == _PROBLEM_LINKED:
         row["problem_ids"] = json.dumps([*json.loads(row["problem_ids"]), p["problem_id"]])
-    elif kind == "ProblemUnlinked":
+    elif kind == _PROBLEM_UNLINKED:
         row["problem_ids"] = json.dumps([i for i in json.loads(row["problem_ids"]) if i != p["problem_id"]])
-    elif kind == "WorkaroundNoted":
+    elif kind == _WORKAROUND_NOTED:
         row["workaround"] = p["workaround"]
     row["updated_at"] = at
     row["version"] = e["aggregate_version"]
@@ -280,7 +305,7 @@ class AccountIncidentsProjection(Projection):
     """Maintains the account view from `itil.events`; owns its tables and their queries."""
 
     name = NAME
-    reads = ("Incident",)
+    reads = (_INCIDENT,)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA
@@ -289,7 +314,7 @@ class AccountIncidentsProjection(Projection):
         """Rows are read 500 incidents to a query, changed in memory (each row a dict of its own,
         changed in place), and written with two `insert_many`s: one upsert per incident, one
         timeline row per event, the details as sorted-key JSON as the published payload is."""
-        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Incident"]
+        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == _INCIDENT]
         rows: dict[str, dict[str, Any] | None] = dict.fromkeys(i for i, _e in events)
         ids = list(rows)
         for start in range(0, len(ids), 500):  # one query per 500 incidents, not one each

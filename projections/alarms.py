@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from domain.events import aggregate_name, event_kind
 from domain.monitoring import (
     CLEARED,
+    Alarm,
 )
 from projections.db import Transaction
 from projections.tracking import Projection
@@ -59,17 +61,25 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+_ALARM = aggregate_name(Alarm)
+_TRACKED = event_kind(Alarm.Tracked)
+_RAISED = event_kind(Alarm.Raised)
+_REPEATED = event_kind(Alarm.Repeated)
+_INCIDENT_OPENED = event_kind(Alarm.IncidentOpened)
+_CLEARED = event_kind(Alarm.Cleared)
+
+
 class AlarmsProjection(Projection):
     """The alarms of each account, current episode first: what the supervision team and the ROC watch."""
 
     name = VIEW_NAME
-    reads = ("Alarm",)
+    reads = (_ALARM,)
 
     def schema(self) -> Sequence[str]:
         return VIEW_SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        alarms = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "Alarm"]
+        alarms = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == _ALARM]
         rows = self._rows(tx, {key for key, _ in alarms})  # one query for the batch, not one per alarm
         changed: dict[str, dict[str, Any]] = {}
         applied = 0
@@ -107,28 +117,28 @@ class AlarmsProjection(Projection):
         p = e["payload"]
         kind = str(e["event_type"]).split(".")[-1]
         at = _iso(e["occurred_at"])
-        if kind == "Tracked":
+        if kind == _TRACKED:
             row = {c: None for c in _VIEW_COLUMNS}
             row.update(alarm_id=key, account=p["account"], dedup_key=p["dedup_key"], summary="", episode=0, count=0)
         if row is None:
             log.error("alarm %s: %s before it was tracked; event not applied", key, kind)
             return None
         row = dict(row)
-        if kind == "Raised":
+        if kind == _RAISED:
             row.update(
                 episode=p["episode"], ci=p["ci"], check_name=p["check"], severity=p["severity"], summary=p["summary"],
                 status="held" if p.get("hold_until") else "open", started_at=at, last_seen=at, count=1,
                 hold_until=_iso(p.get("hold_until")), incident_id=None, cleared_at=None,
             )  # fmt: skip
-        elif kind == "Repeated":
+        elif kind == _REPEATED:
             row.update(count=row["count"] + 1, last_seen=at, severity=p["severity"])
             if p.get("summary"):
                 row["summary"] = p["summary"]
-        elif kind == "IncidentOpened":
+        elif kind == _INCIDENT_OPENED:
             row.update(status="open", incident_id=str(p["incident_id"]))
-        elif kind == "Cleared":
+        elif kind == _CLEARED:
             row.update(status=CLEARED, cleared_at=at)
-        if kind in ("Tracked", "Raised"):
+        if kind in (_TRACKED, _RAISED):
             row["source"] = e["actor"]
         row["version"] = version
         row["position"] = e["position"]

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from domain.configuration import RETIRED
+from domain.configuration import RETIRED, ConfigurationItem
 from domain.configuration import dependents as dependents_of
+from domain.events import aggregate_name, event_kind
 from projections.db import Transaction
 from projections.tracking import Projection
 
@@ -53,6 +54,14 @@ _UPSERT = (
     + " WHERE view_cis.version < excluded.version"
 )
 
+_CONFIGURATION_ITEM = aggregate_name(ConfigurationItem)
+_REGISTERED = event_kind(ConfigurationItem.Registered)
+_RELATED = event_kind(ConfigurationItem.Related)
+_UNRELATED = event_kind(ConfigurationItem.Unrelated)
+_STATE_CHANGED = event_kind(ConfigurationItem.StateChanged)
+_ATTRIBUTES_UPDATED = event_kind(ConfigurationItem.AttributesUpdated)
+_RETIRED = event_kind(ConfigurationItem.Retired)
+
 Row = dict[str, Any]
 Rows = list[Row]
 Relations = dict[str, list[tuple[str, str]]]
@@ -83,13 +92,13 @@ class CiRegistryProjection(Projection):
     """Keeps the CI registry from ConfigurationItem events; owns its tables and their queries."""
 
     name = NAME
-    reads = ("ConfigurationItem",)
+    reads = (_CONFIGURATION_ITEM,)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        return sum(1 for e in envelopes if e["aggregate_type"] == "ConfigurationItem" and self._apply_one(tx, e))
+        return sum(1 for e in envelopes if e["aggregate_type"] == _CONFIGURATION_ITEM and self._apply_one(tx, e))
 
     def _apply_one(self, tx: Transaction, e: dict[str, Any]) -> bool:
         ci_id = str(e["aggregate_id"])
@@ -105,7 +114,7 @@ class CiRegistryProjection(Projection):
         p = e["payload"]
         kind = e["event_type"].split(".")[-1]
         at = _iso(e["occurred_at"])
-        if kind == "Registered":
+        if kind == _REGISTERED:
             row = {c: None for c in _COLUMNS}
             row.update(
                 ci_id=ci_id, account=p["account"], name=p["ci_name"], kind=p["kind"], state="operational",
@@ -115,22 +124,22 @@ class CiRegistryProjection(Projection):
             log.error("CI %s: %s before its registration; event not applied", ci_id, kind)
             return False
         row = dict(row)
-        if kind == "Related":
+        if kind == _RELATED:
             tx.execute(
                 "INSERT INTO view_ci_relations (account, ci, relation, target) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (row["account"], row["name"], p["relation"], p["target_ci"]),
             )
-        elif kind == "Unrelated":
+        elif kind == _UNRELATED:
             tx.execute(
                 "DELETE FROM view_ci_relations WHERE account = ? AND ci = ? AND relation = ? AND target = ?",
                 (row["account"], row["name"], p["relation"], p["target_ci"]),
             )
-        elif kind == "StateChanged":
+        elif kind == _STATE_CHANGED:
             row["state"], row["state_reason"] = p["state"], p["reason"]
-        elif kind == "AttributesUpdated":
+        elif kind == _ATTRIBUTES_UPDATED:
             row["attributes"] = json.dumps({**json.loads(row["attributes"]), **p["attributes"]}, sort_keys=True)
-        elif kind == "Retired":
+        elif kind == _RETIRED:
             row["state"], row["state_reason"] = RETIRED, p["reason"]
         row["updated_at"] = at
         row["version"] = version

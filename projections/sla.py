@@ -13,7 +13,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from domain.calendar import CalendarSpec
-from domain.sla import calendar_of
+from domain.events import aggregate_name, event_kind
+from domain.sla import IncidentSla, calendar_of
 from projections.db import Transaction
 from projections.tracking import Projection
 
@@ -69,6 +70,19 @@ _UPSERT = (
 )
 
 
+_INCIDENT_SLA = aggregate_name(IncidentSla)
+_CLOCKS_STARTED = event_kind(IncidentSla.ClocksStarted)
+_CLOCKS_PAUSED = event_kind(IncidentSla.ClocksPaused)
+_CLOCKS_RESUMED = event_kind(IncidentSla.ClocksResumed)
+_CLOCK_STOPPED = event_kind(IncidentSla.ClockStopped)
+_CLOCK_RESTARTED = event_kind(IncidentSla.ClockRestarted)
+_RETARGETED = event_kind(IncidentSla.Retargeted)
+_THRESHOLD_REACHED = event_kind(IncidentSla.ThresholdReached)
+_BREACHED = event_kind(IncidentSla.Breached)
+_ESCALATED = event_kind(IncidentSla.Escalated)
+_CLOCKS_CANCELLED = event_kind(IncidentSla.ClocksCancelled)
+
+
 def _dt(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
@@ -85,32 +99,32 @@ def sla_summary(envelope: dict[str, Any]) -> str:
     """How one SLA event reads in an explanation of the figures."""
     p = envelope["payload"]
     kind = envelope["event_type"].split(".")[-1]
-    if kind == "ClocksStarted":
+    if kind == _CLOCKS_STARTED:
         t = p["terms"]
         targets = ", ".join(f"{m} {_human(s)}" for m, s in t["targets"].items())
         return f"Clocks started: P{t['priority']}, contract version {t['contract_version']}: {targets}"
-    if kind == "ClocksPaused":
+    if kind == _CLOCKS_PAUSED:
         return f"Paused ({p['reason'].replace('_', ' ')}): {', '.join(p['metrics'])}"
-    if kind == "ClocksResumed":
+    if kind == _CLOCKS_RESUMED:
         return f"Resumed ({p['reason']}): {', '.join(p['metrics'])}"
-    if kind == "ClockStopped":
+    if kind == _CLOCK_STOPPED:
         outcome = "met" if p["met"] else "missed"
         return (
             f"{p['metric'].capitalize()} clock stopped ({p['reason']}) after {_human(p['elapsed_seconds'])}: {outcome}"
         )
-    if kind == "ClockRestarted":
+    if kind == _CLOCK_RESTARTED:
         return f"{p['metric'].capitalize()} clock restarted ({p['reason']})"
-    if kind == "Retargeted":
+    if kind == _RETARGETED:
         return f"Retargeted ({p['reason']}): " + ", ".join(f"{m} {_human(s)}" for m, s in p["targets"].items())
-    if kind == "ThresholdReached":
+    if kind == _THRESHOLD_REACHED:
         return f"{p['metric'].capitalize()} at {p['threshold']} % of its {_human(p['target_seconds'])} target"
-    if kind == "Breached":
+    if kind == _BREACHED:
         return f"{p['metric'].capitalize()} target of {_human(p['target_seconds'])} breached"
-    if kind == "Escalated":
+    if kind == _ESCALATED:
         who = {"roc": "the ROC", "assignment_group": "the assignment group"}.get(p["notify"], p["notify"])
         named = f" ({p['recipient']})" if p.get("recipient") else ""
         return f"Escalated to {who}{named} at {p['threshold']} % of {p['metric']}"
-    if kind == "ClocksCancelled":
+    if kind == _CLOCKS_CANCELLED:
         return f"Clocks cancelled ({p['reason']})"
     return kind
 
@@ -128,7 +142,7 @@ def _apply(rows: dict[str, dict[str, Any]], e: dict[str, Any]) -> dict[str, dict
     p = e["payload"]
     kind = e["event_type"].split(".")[-1]
     rows = {m: dict(r) for m, r in rows.items()}
-    if kind == "ClocksStarted":
+    if kind == _CLOCKS_STARTED:
         t = p["terms"]
         at = _dt(e["occurred_at"])
         for metric, seconds in t["targets"].items():
@@ -142,32 +156,32 @@ def _apply(rows: dict[str, dict[str, Any]], e: dict[str, Any]) -> dict[str, dict
                 "deadline": p["deadlines"].get(metric), "deadline_us": _us(p["deadlines"].get(metric)),
                 "last_threshold": None, "paused_reason": None,
             }  # fmt: skip
-    elif kind == "ClocksPaused":
+    elif kind == _CLOCKS_PAUSED:
         for metric in p["metrics"]:
             rows[metric].update(state="paused", deadline=None, deadline_us=None, paused_reason=p["reason"])
-    elif kind in ("ClocksResumed", "ClockRestarted"):
-        deadlines = p["deadlines"] if kind == "ClocksResumed" else {p["metric"]: p["deadline"]}
+    elif kind in (_CLOCKS_RESUMED, _CLOCK_RESTARTED):
+        deadlines = p["deadlines"] if kind == _CLOCKS_RESUMED else {p["metric"]: p["deadline"]}
         for metric, deadline in deadlines.items():
             rows[metric].update(state="running", deadline=deadline, deadline_us=_us(deadline), paused_reason=None)
-            if kind == "ClockRestarted":
+            if kind == _CLOCK_RESTARTED:
                 rows[metric].update(met=None, elapsed_seconds=None)
-    elif kind == "ClockStopped":
+    elif kind == _CLOCK_STOPPED:
         rows[p["metric"]].update(
             state="stopped", elapsed_seconds=p["elapsed_seconds"], met=1 if p["met"] else 0,
             deadline=None, deadline_us=None, paused_reason=None,
         )  # fmt: skip
-    elif kind == "Retargeted":
+    elif kind == _RETARGETED:
         for metric, row in rows.items():
             row["priority"] = p["priority"]
             if metric in p["targets"]:
                 row["target_seconds"] = p["targets"][metric]
             if metric in p["deadlines"]:
                 row.update(deadline=p["deadlines"][metric], deadline_us=_us(p["deadlines"][metric]))
-    elif kind == "ThresholdReached":
+    elif kind == _THRESHOLD_REACHED:
         rows[p["metric"]]["last_threshold"] = p["threshold"]
-    elif kind == "Breached":
+    elif kind == _BREACHED:
         rows[p["metric"]].update(breached_at=_dt(e["occurred_at"]).isoformat(), last_threshold=100)
-    elif kind == "ClocksCancelled":
+    elif kind == _CLOCKS_CANCELLED:
         for row in rows.values():
             row.update(state="cancelled", deadline=None, deadline_us=None)
     for row in rows.values():
@@ -224,13 +238,13 @@ class SlaDashboardProjection(Projection):
     """Maintains the SLA clock rows and their explanations; answers the dashboard queries."""
 
     name = NAME
-    reads = ("IncidentSla",)
+    reads = (_INCIDENT_SLA,)
 
     def schema(self) -> Sequence[str]:
         return SCHEMA
 
     def apply_events(self, tx: Transaction, envelopes: list[dict[str, Any]]) -> int:
-        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == "IncidentSla"]
+        events = [(str(e["aggregate_id"]), e) for e in envelopes if e["aggregate_type"] == _INCIDENT_SLA]
         cache: dict[str, dict[str, dict[str, Any]]] = {clock: {} for clock, _e in events}
         clocks = list(cache)
         for start in range(0, len(clocks), 500):  # one query per 500 clocks, not one each

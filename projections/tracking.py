@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from domain.events import check_names
 from projections.db import POSTGRES, Database, Transaction
 
 POSITIONS_SCHEMA = """CREATE TABLE IF NOT EXISTS view_positions (
@@ -88,7 +89,11 @@ class TrackedConsumer(ABC):
     reads: tuple[str, ...] = ()
     """Aggregate types whose events it applies (empty: all). A batch with none of them is passed
     over without a write transaction (its positions are kept in memory until the next write), and
-    a rebuild reads only those events."""
+    a rebuild reads only those events. Each must be an aggregate of the domain (checked at import)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_names(f"{cls.__module__}.{cls.__qualname__}.reads", aggregates=cls.reads)
 
     def __init__(self, db: Database) -> None:
         self.db = db
