@@ -27,7 +27,8 @@ from itil.config import Settings, ensure_store_directory
 from processes.alarms import AlarmEventsConsumer
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import MajorIncidentProcess, MassOutageProcess
-from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess
+from processes.problems import ProblemIncidentsProcess
+from processes.recurring import RecurringIncidentsProcess
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.account_incidents import AccountIncidentsProjection
 from projections.alarms import AlarmsProjection

@@ -28,7 +28,8 @@ from domain.contract import Terms, standard_terms
 from domain.errors import InvalidCommand
 from domain.problem import Problem
 from domain.sla import IncidentSla, sla_id
-from processes.problems import ProblemIncidentsProcess, RecurringIncidentsProcess, recurring_problem_id
+from processes.problems import ProblemIncidentsProcess
+from processes.recurring import RecurringIncidentsProcess, recurring_problem_id
 from processes.sla import SlaConsumer, SlaProcess, SlaSchedule
 from projections.db import Database
 from projections.records import envelope_of

@@ -30,13 +30,8 @@ from domain.incident import Incident
 from domain.problem import KNOWN_ERROR, RESOLVED, UNDER_INVESTIGATION, Problem
 from processes.changes import ChangeOutcomeProcess
 from processes.incidents import CommandProcess, MajorIncidentProcess, MassOutageProcess
-from processes.problems import (
-    DEFAULT_THRESHOLD,
-    DEFAULT_WINDOW,
-    ProblemIncidentsProcess,
-    RecurringIncidentsProcess,
-    recurring_problem_id,
-)
+from processes.problems import ProblemIncidentsProcess
+from processes.recurring import DEFAULT_THRESHOLD, DEFAULT_WINDOW, RecurringIncidentsProcess, recurring_problem_id
 from projections.db import Database
 from projections.records import envelope_of
 from projections.tracking import Delivery
