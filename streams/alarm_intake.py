@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from application.alarms import AlarmProcess
-from application.app import ItilApplication
 from application.configuration import ci_id
 from domain.commands import (
     ChangeCiState,
@@ -26,7 +25,7 @@ from domain.monitoring import Alarm
 from streams.contracts import IntakeMessage
 
 if TYPE_CHECKING:
-    from streams.request_intake import BatchHandler, IntakeHandler
+    from streams.request_intake import BatchHandler, Commands, IntakeHandler
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +36,22 @@ class AlarmIntake:
     def __init__(self, alarms: AlarmProcess) -> None:
         self.alarms = alarms
 
-    def sighted(self, app: ItilApplication, message: IntakeMessage) -> Alarm | None:
+    def sighted(self, app: Commands, message: IntakeMessage) -> Alarm | None:
         """Supervision raised (or updated) an alarm: an incident for its episode, unless held or a repeat."""
         return self.alarms.sighted(message)
 
-    def cleared(self, app: ItilApplication, message: IntakeMessage) -> Alarm | None:
+    def cleared(self, app: Commands, message: IntakeMessage) -> Alarm | None:
         """Supervision cleared an alarm: its incident is restored (or annotated) when its last alarm cleared."""
         return self.alarms.cleared(message)
 
-    def automation_result(self, app: ItilApplication, message: IntakeMessage) -> Alarm:
+    def automation_result(self, app: Commands, message: IntakeMessage) -> Alarm:
         """The automation platform reports a corrective action: recorded; a success restores service."""
         return self.alarms.automation_result(message)
 
-    def fleet_state(self, app: ItilApplication, message: IntakeMessage) -> ConfigurationItem | None:
+    def fleet_state(self, app: Commands, message: IntakeMessage) -> ConfigurationItem | None:
         return fleet_state(app, message, self.alarms)
 
-    def batch(self, app: ItilApplication, messages: Sequence[IntakeMessage]) -> list[Any]:
+    def batch(self, app: Commands, messages: Sequence[IntakeMessage]) -> list[Any]:
         """A storm's alarms a batch at a time: repeats of open alarms are saved in one transaction."""
         return self.alarms.take(messages)
 
@@ -77,9 +76,7 @@ def ci_kind(kind: str) -> str:
     return name if name in KINDS else "other"
 
 
-def fleet_state(
-    app: ItilApplication, message: IntakeMessage, alarms: AlarmProcess | None = None
-) -> ConfigurationItem | None:
+def fleet_state(app: Commands, message: IntakeMessage, alarms: AlarmProcess | None = None) -> ConfigurationItem | None:
     """A fleet system reports a CI's state: installed, down, up, degraded, or replaced by another CI.
 
     A CI the registry does not know yet is registered first. A report no later than the CI's last
@@ -113,7 +110,7 @@ def fleet_state(
 
 
 def _replace(
-    app: ItilApplication, old: ConfigurationItem, new_name: str, kind: str, attributes: dict[str, str], actor: str,
+    app: Commands, old: ConfigurationItem, new_name: str, kind: str, attributes: dict[str, str], actor: str,
     at: datetime,
 ) -> ConfigurationItem:  # fmt: skip
     """Register the replacement with the relations of the CI it replaces, then retire that one."""

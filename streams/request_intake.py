@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from application.app import ItilApplication
+from eventsourcing.domain import Aggregate
+
 from domain.commands import (
     AcknowledgeIncident,
     AssignIncident,
@@ -45,9 +46,22 @@ log = logging.getLogger(__name__)
 EXTRANET_CHANNEL = "extranet"
 """The channel of the incidents the extranet opens."""
 
-IntakeHandler = Callable[[ItilApplication, IntakeMessage], Any]
+A = TypeVar("A", bound=Aggregate)
 
-BatchHandler = Callable[[ItilApplication, Sequence[IntakeMessage]], list[Any]]
+
+class Commands(Protocol):
+    """What the intake's handlers need of the application: carry out a command, find an aggregate."""
+
+    def handle(self, command: Any) -> Any: ...
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None: ...
+
+    def get_incident(self, incident_id: UUID) -> Incident: ...
+
+
+IntakeHandler = Callable[[Commands, IntakeMessage], Any]
+
+BatchHandler = Callable[[Commands, Sequence[IntakeMessage]], list[Any]]
 """handler(app, messages) returning, per message, its result or the DomainError that refused it. Types
 with one are carried out a batch at a time (one transaction) by `IntakeProcessor.handle_batch`;
 consecutive messages sharing a batch handler go together."""
@@ -57,7 +71,7 @@ class IntakeRefused(Exception):
     """A handler refuses a message for a reason that is not a rule of the domain (a missing feature)."""
 
 
-def _incident_of_account(app: ItilApplication, message: IntakeMessage) -> Incident:
+def _incident_of_account(app: Commands, message: IntakeMessage) -> Incident:
     """The incident the message names, provided it is one of the message's account (else NotFound)."""
     incident_id: UUID = message.data["incident_id"]
     incident = app.get_incident(incident_id)
@@ -67,7 +81,7 @@ def _incident_of_account(app: ItilApplication, message: IntakeMessage) -> Incide
     return incident
 
 
-def open_incident(app: ItilApplication, message: IntakeMessage) -> Incident:
+def open_incident(app: Commands, message: IntakeMessage) -> Incident:
     """The extranet opens an incident (or a service request) under the id its message id determines."""
     data = message.data
     service_request = message.type == "request.open"
@@ -94,7 +108,7 @@ def open_incident(app: ItilApplication, message: IntakeMessage) -> Incident:
     return incident
 
 
-def confirm_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
+def confirm_resolution(app: Commands, message: IntakeMessage) -> Incident:
     """The customer confirms the resolution: the incident is closed."""
     incident = _incident_of_account(app, message)
     closed: Incident = app.handle(
@@ -103,7 +117,7 @@ def confirm_resolution(app: ItilApplication, message: IntakeMessage) -> Incident
     return closed
 
 
-def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
+def refuse_resolution(app: Commands, message: IntakeMessage) -> Incident:
     """The customer refuses the resolution: the incident is reopened, with the customer's reason."""
     incident = _incident_of_account(app, message)
     reopened: Incident = app.handle(
@@ -114,7 +128,7 @@ def refuse_resolution(app: ItilApplication, message: IntakeMessage) -> Incident:
     return reopened
 
 
-def add_comment(app: ItilApplication, message: IntakeMessage) -> Incident:
+def add_comment(app: Commands, message: IntakeMessage) -> Incident:
     """A customer comments on one of the account's incidents: a customer-visible comment, entered by the requester."""
     incident = _incident_of_account(app, message)
     data = message.data
@@ -147,7 +161,7 @@ INCIDENT_COMMAND_TYPES: dict[str, type] = {
 assert set(INCIDENT_COMMAND_TYPES) == set(INCIDENT_COMMAND_ARGS), "every contracted command needs its class"
 
 
-def incident_command(app: ItilApplication, message: IntakeMessage) -> Incident:
+def incident_command(app: Commands, message: IntakeMessage) -> Incident:
     """Another system's command on an incident; the message's source is the actor."""
     data = message.data
     command_type = INCIDENT_COMMAND_TYPES[data["command"]]
