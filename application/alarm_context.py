@@ -11,6 +11,7 @@ from application.app import ItilApplication
 from domain.configuration import DEPENDENCY_RELATIONS
 from domain.monitoring import (
     AlarmRule,
+    Correlation,
     MonitoringPolicy,
     policy_id,
     rule_for,
@@ -135,8 +136,8 @@ class PolicyCache:
     def __init__(self, app: ItilApplication) -> None:
         self.app = app
         self._lock = threading.Lock()
-        self._rules: dict[str, tuple[int, tuple[AlarmRule, ...]]] = {}
-        """account -> (its policy's version, 0 for none; its rules)"""
+        self._rules: dict[str, tuple[int, tuple[AlarmRule, ...], Correlation | None]] = {}
+        """account -> (its policy's version, 0 for none; its rules; its correlation, None for the default)"""
         self._confirmed: set[str] = set()
 
     def confirm(self, accounts: Iterable[str]) -> None:
@@ -156,16 +157,23 @@ class PolicyCache:
             self._confirmed = set()
 
     def rules(self, account: str) -> tuple[AlarmRule, ...]:
+        return self._policy(account)[1]
+
+    def correlation(self, account: str) -> Correlation | None:
+        """The account's correlation settings; None when it never set any (the engine's default)."""
+        return self._policy(account)[2]
+
+    def _policy(self, account: str) -> tuple[int, tuple[AlarmRule, ...], Correlation | None]:
         with self._lock:
             known = self._rules.get(account)
             confirmed = account in self._confirmed
         if known is not None and (confirmed or self._stored_version(account) == known[0]):
-            return known[1]
+            return known
         policy = self.app.find(policy_id(account), MonitoringPolicy)
-        found = (policy.version, policy.rules) if policy is not None else (0, ())
+        found = (policy.version, policy.rules, policy.correlation) if policy is not None else (0, (), None)
         with self._lock:
             self._rules[account] = found
-        return found[1]
+        return found
 
     def rule(self, account: str, check: str, severity: str) -> AlarmRule:
         return rule_for(self.rules(account), check, severity)

@@ -9,13 +9,20 @@ handed over by the intake adapter `streams.alarm_intake`) and the automation pla
   (`tick`) unless the alarm cleared meanwhile (a flap opens nothing);
 - alarms on one CI within the correlation window share its incident;
 - when alarms open incidents on `threshold` CIs or more that depend (depends_on / located_at, directly
-  or not) on one upstream CI within `window`, they become ONE parent incident on that CI with the
-  others attached as children; later alarms behind it join it while alarms keep coming;
+  or not) on one upstream CI within `window_seconds` (the account's `Correlation`, else the default),
+  they become ONE parent incident on that CI with the others attached as children; later alarms
+  behind it join it while alarms keep coming. The parent is the upstream CI's own incident when its
+  alarm came first, else a new one on that CI which the upstream's alarm joins: the same storm gives
+  the same outage in any order;
+- the parent's impact and urgency are at least those of the worst alarm or child in its outage,
+  raised (never lowered, with a work note saying why) as alarms join or get worse;
 - an alarm that gets worse (alarm.updated with a higher severity) raises its incident's impact and
-  urgency to what the account's rule for the new severity gives, never lowering them;
+  urgency to what the account's rule for the new severity gives, never lowering them (an outage's
+  incident raises its parent instead);
 - a clear restores service on the incident once the last alarm on it cleared (or, per rule, annotates
   the alarm and leaves an internal work note on the incident); the parent is restored when the last
-  alarm of the whole outage cleared;
+  alarm of the whole outage cleared, or, if the account's `upstream_clear` is `restore`, when the
+  upstream CI's alarm clears (a work note either way);
 - a rule's automation action is requested from the automation platform; its success restores service.
 
 Every step is idempotent: the ids of what the process creates are uuid5s, the alarm refuses sightings
@@ -25,7 +32,7 @@ which alarms are on which incident); `projections.alarms` keeps the view of open
 `processes.alarms` tells this process what the store's events change (CI graphs, rules, incidents
 no longer open).
 
-One module of some 1,200 lines: the process is one object whose steps share its in-memory state
+One module of some 1,300 lines: the process is one object whose steps share its in-memory state
 (alarms cached, the batch being written, the correlation tables) under one lock; its caches of CI
 graphs and alarm rules are in `application.alarm_context`.
 """
@@ -56,9 +63,12 @@ from domain.commands import (
 from domain.errors import DomainError, IllegalTransition, InvalidCommand, NotFound
 from domain.incident import ACKNOWLEDGED, ASSIGNED, CANCELLED, CLOSED, NEW, ON_HOLD, Incident
 from domain.monitoring import (
+    MAX_WINDOW_SECONDS,
+    MIN_WINDOW_SECONDS,
     RESTORE,
     Alarm,
     AlarmRule,
+    Correlation,
     alarm_id,
     at_least,
     automation_request_id,
@@ -268,14 +278,23 @@ class AlarmProcess:
         self.publisher = publisher
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.window = window
-        self.window_us = us(_EPOCH + window)
         self.threshold = threshold
+        self.default_correlation = Correlation(
+            window_seconds=max(MIN_WINDOW_SECONDS, int(window.total_seconds())), threshold=threshold
+        )
+        """What an account that never set its correlation gets (the window and threshold given here)."""
         self.graphs = CiGraphs(registry, relations_ttl)
         self.policies = PolicyCache(app)
         self.counters = Counters()
         self._lock = threading.RLock()
         self._alarms: OrderedDict[UUID, Alarm] = OrderedDict()
         self._batch: _Batch | None = None
+        self._parent_floor: dict[UUID, tuple[int, int]] = {}
+        """outage parent -> the (impact, urgency) it was last seen to have at least (see `_raise_parent`)"""
+
+    def correlation(self, account: str) -> Correlation:
+        """How the account's alarms correlate: its own settings, else the default ones."""
+        return self.policies.correlation(account) or self.default_correlation
 
     def create_tables(self) -> None:
         with self.db.transaction() as tx:
@@ -546,7 +565,7 @@ class AlarmProcess:
 
     def _prune(self, now: datetime) -> None:
         """Forget correlation rows no alarm can reach any more."""
-        horizon = us(now - 10 * self.window)
+        horizon = us(now - max(10 * self.window, 2 * timedelta(seconds=MAX_WINDOW_SECONDS)))
         with self.db.transaction() as tx:
             tx.execute("DELETE FROM alarm_outage_hits WHERE last_us < ?", (horizon,))
             tx.execute("DELETE FROM alarm_ci_incidents WHERE opened_us < ?", (horizon,))
@@ -586,21 +605,23 @@ class AlarmProcess:
         """The incident the alarm goes on, and the outage's parent when it is part of a mass outage."""
         assert alarm.ci is not None
         account, ci, t = alarm.account, alarm.ci, us(at)
+        correlation = self.correlation(account)
+        window_us = correlation.window_seconds * 1_000_000
         graph = self.graphs.graph(account, self._batch.registry_version if self._batch is not None else None)
         ups = graph.ancestors(ci)
         candidates = graph.most_upstream_first([*ups, ci]) if graph.has_dependents(ci) else ups
         batch = self._batch if self._batch is not None and self._batch.sighting else None
         if batch is not None and not candidates:
-            return self._incident_alone(alarm, rule, at, actor, batch), None
+            return self._incident_alone(alarm, rule, at, actor, batch, window_us), None
         self._write_tables()  # the correlation below reads every row the batch has made so far
         if candidates:
-            outage = self._active_outage(account, candidates, t, graph)
+            outage = self._active_outage(account, candidates, t, graph, window_us)
             if outage is not None:
                 return self._join_outage(outage, alarm, rule, at, actor), outage.parent_id
         with self.db.transaction(write=False) as tx:
             row = tx.execute(
                 "SELECT incident_id FROM alarm_ci_incidents WHERE account = ? AND ci = ? AND opened_us >= ?",
-                (account, ci, t - self.window_us),
+                (account, ci, t - window_us),
             ).one()
         if row is not None:
             incident_id = UUID(row["incident_id"])
@@ -630,31 +651,33 @@ class AlarmProcess:
                 rows = tx.execute(
                     f"SELECT upstream, COUNT(*) AS n FROM alarm_outage_hits WHERE account = ? AND upstream IN ({marks})"
                     " AND ci <> upstream AND last_us >= ? GROUP BY upstream",
-                    (account, *candidates, t - self.window_us),
+                    (account, *candidates, t - window_us),
                 ).all()
                 counts = {r["upstream"]: int(r["n"]) for r in rows}
         for upstream in candidates:
-            if counts.get(upstream, 0) >= self.threshold:
-                outage = self._start_outage(account, upstream, t, rule, actor)
+            if counts.get(upstream, 0) >= correlation.threshold:
+                outage = self._start_outage(account, upstream, t, rule, actor, correlation)
                 if outage is not None:
                     return (outage.parent_id if upstream == ci else own), outage.parent_id
         return own, None
 
-    def _incident_alone(self, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str, batch: _Batch) -> UUID:
+    def _incident_alone(
+        self, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str, batch: _Batch, window_us: int
+    ) -> UUID:
         """The incident of an alarm on a CI outside any dependency (no outage to join or start):
         the one its CI's other alarms opened within the window, else its own. Its rows are written
         with the batch's next save."""
         assert alarm.ci is not None
         account, ci, t = alarm.account, alarm.ci, us(at)
         known = batch.ci_incidents.get((account, ci))
-        if known is not None and known[1] < t - self.window_us:
+        if known is not None and known[1] < t - window_us:
             known = None  # the batch's and the stored row are both older than the window
         if known is None and (account, ci) not in batch.ci_looked_up:
             with self.db.transaction(write=False) as tx:
                 row = tx.execute(
                     "SELECT incident_id, opened_us FROM alarm_ci_incidents WHERE account = ? AND ci = ?"
                     " AND opened_us >= ?",
-                    (account, ci, t - self.window_us),
+                    (account, ci, t - window_us),
                 ).one()
             known = (UUID(row["incident_id"]), int(row["opened_us"])) if row is not None else None
         if known is not None:
@@ -675,12 +698,14 @@ class AlarmProcess:
 
     # -- mass outages ---------------------------------------------------------------------------
 
-    def _active_outage(self, account: str, candidates: Sequence[str], t: int, graph: CiGraph) -> Outage | None:
+    def _active_outage(
+        self, account: str, candidates: Sequence[str], t: int, graph: CiGraph, window_us: int
+    ) -> Outage | None:
         marks = ", ".join("?" for _ in candidates)
         with self.db.transaction(write=False) as tx:
             rows = tx.execute(
                 f"SELECT * FROM alarm_outages WHERE account = ? AND upstream IN ({marks}) AND last_us >= ?",
-                (account, *candidates, t - self.window_us),
+                (account, *candidates, t - window_us),
             ).all()
         if not rows:
             return None
@@ -690,9 +715,11 @@ class AlarmProcess:
             self._complete(outage)
         return outage
 
-    def _start_outage(self, account: str, upstream: str, t: int, rule: AlarmRule, actor: str) -> Outage | None:
+    def _start_outage(
+        self, account: str, upstream: str, t: int, rule: AlarmRule, actor: str, correlation: Correlation
+    ) -> Outage | None:
         """Recognise a mass outage behind `upstream` (unless another worker just did) and complete it."""
-        horizon = t - self.window_us
+        horizon = t - correlation.window_seconds * 1_000_000
         with self.db.transaction() as tx:
             hits = tx.execute(
                 "SELECT ci, last_us, incident_id FROM alarm_outage_hits"
@@ -700,7 +727,7 @@ class AlarmProcess:
                 (account, upstream, horizon),
             ).all()
             below = [h for h in hits if h["ci"] != upstream]
-            if len(below) < self.threshold:
+            if len(below) < correlation.threshold:
                 return None
             started = min(int(h["last_us"]) for h in below)
             own = next((h for h in hits if h["ci"] == upstream), None)
@@ -728,6 +755,7 @@ class AlarmProcess:
         """Log the outage's parent (if it is a new incident) and attach every incident behind it so far."""
         self._flush()  # the incidents to attach are stored first
         account, upstream, parent = outage.account, outage.upstream, outage.parent_id
+        correlation = self.correlation(account)
         started = instant(outage.started_us)
         if outage.parent_is_new:
             self.app.handle(
@@ -743,8 +771,8 @@ class AlarmProcess:
                     at=started,
                     ci=upstream,
                     description=(
-                        f"Alarms on {self.threshold} or more CIs that depend on {upstream} within"
-                        f" {int(self.window.total_seconds())} s; their incidents are attached to this one."
+                        f"Alarms on {correlation.threshold} or more CIs that depend on {upstream} within"
+                        f" {correlation.window_seconds} s; their incidents are attached to this one."
                     ),
                 )  # fmt: skip
             )
@@ -764,6 +792,7 @@ class AlarmProcess:
             if hit["ci"] in known or UUID(hit["incident_id"]) == parent:
                 continue
             self._adopt(parent, hit["ci"], UUID(hit["incident_id"]), at, outage.actor)
+        self._raise_to_children(parent, at, outage.actor)
         with self.db.transaction() as tx:
             tx.execute("UPDATE alarm_members SET outage_id = ? WHERE incident_id = ?", (str(parent), str(parent)))
             tx.execute(
@@ -787,6 +816,7 @@ class AlarmProcess:
         assert alarm.ci is not None
         parent, t = outage.parent_id, us(at)
         self.counters.joined += 1
+        incident_id: UUID | None = None
         with self.db.transaction() as tx:
             tx.execute(
                 "UPDATE alarm_outages SET last_us = ? WHERE account = ? AND upstream = ? AND last_us < ?",
@@ -794,23 +824,26 @@ class AlarmProcess:
             )
             if alarm.ci == outage.upstream:
                 self._insert_member(tx, parent, alarm, parent)
-                return parent
-            child = tx.execute(
-                "SELECT c.incident_id, (SELECT COUNT(*) FROM alarm_members m WHERE m.incident_id = c.incident_id) AS n"
-                " FROM alarm_outage_children c WHERE c.parent_id = ? AND c.ci = ?",
-                (str(parent), alarm.ci),
-            ).one()
-            if child is not None and int(child["n"]) > 0:  # else its alarms cleared: it was restored
-                incident_id = UUID(child["incident_id"])
+                incident_id = parent
+            else:
+                child = tx.execute(
+                    "SELECT c.incident_id, (SELECT COUNT(*) FROM alarm_members m WHERE m.incident_id = c.incident_id)"
+                    " AS n FROM alarm_outage_children c WHERE c.parent_id = ? AND c.ci = ?",
+                    (str(parent), alarm.ci),
+                ).one()
+                if child is not None and int(child["n"]) > 0:  # else its alarms cleared: it was restored
+                    incident_id = UUID(child["incident_id"])
+                    self._insert_member(tx, incident_id, alarm, parent)
+        if incident_id is None:
+            incident_id = alarm.episode_incident_id
+            self._log(incident_id, alarm, rule, at, actor)
+            with self.db.transaction() as tx:
+                self._remember_ci_incident(tx, alarm.account, alarm.ci, incident_id, t)
                 self._insert_member(tx, incident_id, alarm, parent)
-                return incident_id
-        own = alarm.episode_incident_id
-        self._log(own, alarm, rule, at, actor)
-        with self.db.transaction() as tx:
-            self._remember_ci_incident(tx, alarm.account, alarm.ci, own, t)
-            self._insert_member(tx, own, alarm, parent)
-        self._adopt(parent, alarm.ci, own, at, actor)
-        return own
+            self._adopt(parent, alarm.ci, incident_id, at, actor)
+        why = "its alarm on the upstream CI" if incident_id == parent else "an alarm behind it joined"
+        self._raise_parent(parent, rule, alarm, why, at, actor)
+        return incident_id
 
     # -- clears ---------------------------------------------------------------------------------
 
@@ -856,6 +889,32 @@ class AlarmProcess:
             self._on_clear(
                 alarm, rule, parent, actor, at, f"the last alarm of the outage cleared ({what})", redelivered
             )
+        elif outage_id is not None and incident == outage_id and left is not None and int(left["n"]) == 0:
+            self._upstream_cleared(alarm, UUID(outage_id), actor, at, what, redelivered)
+
+    def _upstream_cleared(
+        self, alarm: Alarm, parent: UUID, actor: str, at: datetime, what: str, redelivered: bool
+    ) -> None:
+        """The upstream CI's alarm cleared while alarms behind it are still active: what the account's
+        correlation says (`upstream_clear`), with a work note on the parent either way."""
+        correlation = self.correlation(alarm.account)
+        if correlation.upstream_clear == RESTORE:
+            note = (
+                f"{what}: the upstream CI is back, so the outage is restored though alarms behind it are still"
+                " active; the incidents behind it are restored with it (correlation rule upstream_clear: restore)"
+            )
+            if not (redelivered and _commented_since(self.app, parent, at, note)):
+                self._work_note(parent, note, actor, at)
+            self.forget_incident(parent)
+            if not (redelivered and _restored_since(self.app, parent, at)):
+                self._restore(parent, actor, at, f"{what}; the upstream CI is back: outage restored")
+            return
+        note = (
+            f"{what}: the outage stays open until the alarms still active behind it clear"
+            " (correlation rule upstream_clear: wait)"
+        )
+        if not (redelivered and _commented_since(self.app, parent, at, note)):
+            self._work_note(parent, note, actor, at)
 
     def _on_clear(
         self, alarm: Alarm, rule: AlarmRule, incident_id: UUID, actor: str, at: datetime, what: str, redelivered: bool
@@ -944,6 +1003,63 @@ class AlarmProcess:
             ).one()
         return row is not None
 
+    # -- an outage's priority -------------------------------------------------------------------
+
+    def _outage_of(self, incident_id: UUID) -> UUID | None:
+        """The parent of the outage the incident is part of (itself, for a parent), else None."""
+        with self.db.transaction(write=False) as tx:
+            row = tx.execute(
+                "SELECT outage_id FROM alarm_members WHERE incident_id = ? AND outage_id IS NOT NULL LIMIT 1",
+                (str(incident_id),),
+            ).one()
+        return UUID(row["outage_id"]) if row is not None else None
+
+    def _raise_parent(self, parent_id: UUID, rule: AlarmRule, alarm: Alarm, why: str, at: datetime, actor: str) -> None:
+        """The parent's impact and urgency are at least the rule's for an alarm in its outage."""
+        reason = f"{why}: {alarm.check} {alarm.severity} on {alarm.ci} (impact {rule.impact}, urgency {rule.urgency})"
+        self._raise_to(parent_id, rule.impact, rule.urgency, reason, at, actor)
+
+    def _raise_to_children(self, parent_id: UUID, at: datetime, actor: str) -> None:
+        """The parent's impact and urgency are at least those of each child attached to it."""
+        parent = self.app.find(parent_id, Incident)
+        if parent is None:
+            return
+        children = [c for c in (self.app.find(i, Incident) for i in parent.children) if c is not None]
+        if children:
+            worst = min(children, key=lambda c: (c.urgency, c.impact))
+            impact, urgency = min(c.impact for c in children), min(c.urgency for c in children)
+            reason = f"the worst of the {len(children)} incidents behind it, e.g. {worst.title!r} (P{worst.priority})"
+            self._raise_to(parent_id, impact, urgency, reason, at, actor)
+
+    def _raise_to(self, parent_id: UUID, impact: int, urgency: int, reason: str, at: datetime, actor: str) -> None:
+        """Raise the outage's parent to at least this impact and urgency (never lower it), with the reason
+        as a work note. Alarms that call for nothing worse than the parent was last seen at cost nothing."""
+        floor = self._parent_floor.get(parent_id)
+        if floor is not None and impact >= floor[0] and urgency >= floor[1]:
+            return
+        self._flush()
+        parent = self.app.find(parent_id, Incident)
+        if parent is None or parent.status not in NOT_RESTORED:
+            return
+        raised = (min(parent.impact, impact), min(parent.urgency, urgency))
+        if raised == (parent.impact, parent.urgency):
+            self._parent_floor[parent_id] = raised
+            return
+        when = max(at, parent.last_at)
+        changed = self._issue(ReprioritiseIncident(
+            incident_id=parent_id, impact=raised[0], urgency=raised[1], actor=actor, at=when,
+        ))  # fmt: skip
+        if changed is None:
+            return
+        self._parent_floor[parent_id] = raised
+        self.counters.reprioritised += 1
+        self._work_note(
+            parent_id,
+            f"Priority of the outage raised from P{parent.priority} to P{changed.priority} (impact {raised[0]},"
+            f" urgency {raised[1]}): {reason}.",
+            actor, when,
+        )  # fmt: skip
+
     # -- commands to the application ------------------------------------------------------------
 
     def _log(self, incident_id: UUID, alarm: Alarm, rule: AlarmRule, at: datetime, actor: str) -> None:
@@ -1009,7 +1125,11 @@ class AlarmProcess:
         rule = self.policies.rule(alarm.account, alarm.check, alarm.severity)
         self._flush()
         incident = self.app.find(alarm.incident_id, Incident)
-        if incident is None or incident.status not in NOT_RESTORED or self._in_outage(incident.id):
+        if incident is None or incident.status not in NOT_RESTORED:
+            return
+        outage = self._outage_of(incident.id)
+        if outage is not None:  # the outage's incidents keep its priority: its parent is raised instead
+            self._raise_parent(outage, rule, alarm, "an alarm in it got worse", at, actor)
             return
         impact, urgency = min(incident.impact, rule.impact), min(incident.urgency, rule.urgency)
         if (impact, urgency) == (incident.impact, incident.urgency):
@@ -1056,6 +1176,7 @@ class AlarmProcess:
         it counts towards no new outage, and an outage it is the parent of is over."""
         key = str(incident_id)
         with self._lock:
+            self._parent_floor.pop(incident_id, None)
             if self._batch is not None:
                 self._write_tables()
                 forgotten = {k for k, v in self._batch.ci_incidents.items() if v[0] == incident_id}

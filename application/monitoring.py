@@ -32,21 +32,22 @@ def alarm_rules(app: ItilApplication, account: str) -> dict[str, Any]:
 
 
 def set_alarm_rules(app: ItilApplication, command: SetAlarmRules) -> MonitoringPolicy:
-    """Define the account's rules, or replace them; setting the rules it already has changes nothing."""
+    """Define the account's rules (and correlation), or replace them; setting what it already has changes nothing."""
     if not isinstance(command.account, str) or not command.account.strip():
         raise InvalidCommand("account is required")
     policy = app.create(
         policy_id(command.account),
         MonitoringPolicy,
         lambda: MonitoringPolicy.define(
-            account=command.account, rules=command.rules, actor=command.actor, at=command.at
+            account=command.account, rules=command.rules, actor=command.actor, at=command.at,
+            correlation=command.correlation,
         ),
-    )
-    if policy.rules == check_rules(command.rules):
+    )  # fmt: skip
+    if policy.rules == check_rules(command.rules) and command.correlation in (None, policy.correlation):
         return policy
 
     def change(policy: MonitoringPolicy) -> None:
-        policy.set_rules(rules=command.rules, actor=command.actor, at=command.at)
+        policy.set_rules(rules=command.rules, actor=command.actor, at=command.at, correlation=command.correlation)
 
     [changed] = app.update([(policy_id(command.account), MonitoringPolicy, "monitoring policy")], change)
     result: MonitoringPolicy = changed

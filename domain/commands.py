@@ -15,7 +15,7 @@ from uuid import UUID
 
 from domain.change_calendar import DEFAULT_TIMEZONE, WeeklyWindow
 from domain.contract import Terms
-from domain.monitoring import AlarmRule
+from domain.monitoring import AlarmRule, Correlation
 
 # -- incidents, SLA clocks, contracts, accounts ------------------------------------------------
 
@@ -660,9 +660,11 @@ class RetireCi:
 
 @dataclass(frozen=True)
 class SetAlarmRules:
-    """Give an account its alarm rules (in order; the first that matches an alarm applies)."""
+    """Give an account its alarm rules (in order; the first that matches an alarm applies), and how its
+    alarms correlate into mass outages (None: as they did)."""
 
     account: str
     rules: tuple[AlarmRule, ...]
     actor: str
     at: datetime
+    correlation: Correlation | None = None

@@ -136,6 +136,58 @@ def check_rules(rules: object) -> tuple[AlarmRule, ...]:
     return tuple(checked)
 
 
+# -- correlation ------------------------------------------------------------------------------------
+
+WAIT = "wait"
+UPSTREAM_CLEAR = (WAIT, RESTORE)
+"""What a clear of the upstream CI's alarm does to an outage whose sites still alarm: `wait` notes it
+on the parent and leaves the outage open until the last alarm behind it clears; `restore` restores
+the parent (which restores its open children) and ends the outage."""
+MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 10, 3600
+MIN_THRESHOLD, MAX_THRESHOLD = 2, 10_000
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """How an account's alarms become one mass outage.
+
+    When alarms open incidents on `threshold` CIs or more that depend (depends_on / located_at,
+    directly or not) on one upstream CI within `window_seconds` of each other, they become one
+    outage: a parent incident on the upstream CI with the others attached as its children.
+    """
+
+    window_seconds: int = 120
+    threshold: int = 3
+    upstream_clear: str = WAIT
+
+    def __post_init__(self) -> None:
+        for name, low, high in (
+            ("window_seconds", MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS),
+            ("threshold", MIN_THRESHOLD, MAX_THRESHOLD),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidCommand(f"correlation {name} must be a whole number, not {value!r}")
+            if not low <= value <= high:
+                raise InvalidCommand(f"correlation {name} must be between {low} and {high}, not {value}")
+        one_of("correlation upstream_clear", self.upstream_clear, UPSTREAM_CLEAR)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.window_seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> Correlation:
+        """Correlation settings from plain values (an event, a request body); unknown names are refused."""
+        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise InvalidCommand(f"unknown correlation field(s): {', '.join(unknown)}")
+        return cls(**values)
+
+
 def policy_id(account: str) -> UUID:
     """Each account has one MonitoringPolicy, found from the account's name alone."""
     return uuid5(_POLICY_NS, account.strip())
@@ -151,52 +203,85 @@ class MonitoringPolicy(Aggregate):
     class Defined(Event, Aggregate.Created):
         account: str
         rules: list[dict[str, Any]]
+        correlation: dict[str, Any] | None = None
+        """None: the engine's default correlation (policies defined before correlation was settable)."""
 
     class RulesSet(Event):
         rules: list[dict[str, Any]]
+        correlation: dict[str, Any] | None = None
 
     @event(Defined)
-    def __init__(self, *, account: str, rules: list[dict[str, Any]], actor: str, at: datetime) -> None:
+    def __init__(
+        self, *, account: str, rules: list[dict[str, Any]], actor: str, at: datetime,
+        correlation: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         self.account = account
         self.rules = tuple(AlarmRule.of(r) for r in rules)
+        self.correlation = Correlation.of(correlation) if correlation is not None else None
         self.defined_at = at
         self.last_at = at
 
     @classmethod
-    def define(cls, *, account: str, rules: Sequence[AlarmRule], actor: str, at: datetime) -> MonitoringPolicy:
-        """Give an account its alarm rules, tried in order before the default ones."""
+    def define(
+        cls, *, account: str, rules: Sequence[AlarmRule], actor: str, at: datetime,
+        correlation: Correlation | None = None,
+    ) -> MonitoringPolicy:  # fmt: skip
+        """Give an account its alarm rules, tried in order before the default ones, and how its alarms
+        correlate into mass outages (None: the engine's default)."""
         account = required("account", account)
         return cls._create(
             cls.Defined, id=policy_id(account), account=account, rules=[r.as_dict() for r in check_rules(rules)],
-            actor=required("actor", actor), at=aware(at),
+            actor=required("actor", actor), at=aware(at), correlation=_correlation_values(correlation),
         )  # fmt: skip
 
-    def set_rules(self, *, rules: Sequence[AlarmRule], actor: str, at: datetime) -> None:
-        """Replace the account's rules; setting the rules it already has changes nothing."""
+    def set_rules(
+        self, *, rules: Sequence[AlarmRule], actor: str, at: datetime, correlation: Correlation | None = None
+    ) -> None:
+        """Replace the account's rules (and its correlation, when given); setting what it already has
+        changes nothing."""
         check_actor_and_instant(actor, at)
         checked = check_rules(rules)
-        if checked != self.rules:
-            self._rules_set(rules=[r.as_dict() for r in checked], actor=actor, at=at)
+        wanted = self.correlation if correlation is None else _checked_correlation(correlation)
+        if checked != self.rules or wanted != self.correlation:
+            self._rules_set(rules=[r.as_dict() for r in checked], actor=actor, at=at,
+                            correlation=_correlation_values(wanted))  # fmt: skip
 
     def rule_for(self, check: str, severity: str) -> AlarmRule:
         return rule_for(self.rules, check, severity)
 
     @event(RulesSet)
-    def _rules_set(self, rules: list[dict[str, Any]], actor: str, at: datetime) -> None:
+    def _rules_set(
+        self, rules: list[dict[str, Any]], actor: str, at: datetime, correlation: dict[str, Any] | None = None
+    ) -> None:
         self.last_at = at
         self.rules = tuple(AlarmRule.of(r) for r in rules)
+        self.correlation = Correlation.of(correlation) if correlation is not None else None
 
     def summary(self) -> dict[str, Any]:
-        return rules_summary(self.account, self.rules, version=self.version)
+        return rules_summary(self.account, self.rules, version=self.version, correlation=self.correlation)
 
 
-def rules_summary(account: str, rules: Sequence[AlarmRule], version: int = 0) -> dict[str, Any]:
+def _checked_correlation(correlation: object) -> Correlation:
+    if not isinstance(correlation, Correlation):
+        raise InvalidCommand(f"not correlation settings: {correlation!r}")
+    return Correlation.of(correlation.as_dict())
+
+
+def _correlation_values(correlation: Correlation | None) -> dict[str, Any] | None:
+    return None if correlation is None else _checked_correlation(correlation).as_dict()
+
+
+def rules_summary(
+    account: str, rules: Sequence[AlarmRule], version: int = 0, correlation: Correlation | None = None
+) -> dict[str, Any]:
     """An account's rules as plain values (an account that never set any has version 0)."""
     return {
         "account": account,
         "version": version,
         "rules": [r.as_dict() for r in rules],
         "default_rules": [r.as_dict() for r in DEFAULT_RULES],
+        "correlation": (correlation or Correlation()).as_dict(),
+        "correlation_is_default": correlation is None,
     }
 
 

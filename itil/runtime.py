@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 

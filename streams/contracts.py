@@ -145,7 +145,11 @@ class _AlarmSchema(MessageSchema):
     dedup_key = _text(
         500, description="the monitoring's id of the alarm: its raise, updates and clear share it; the Kafka key"
     )
-    at = _instant("when the monitoring observed it")
+    at = _instant(
+        "when the monitoring observed it; a sighting of an alarm no later than its last one is taken for a"
+        " redelivery and changes nothing, so each repeat must carry a later instant (repeats are counted by"
+        " instant, not by message id)"
+    )
     details = fields.Dict(keys=fields.String(), load_default=dict, metadata={"description": "free-form details"})
 
 

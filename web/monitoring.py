@@ -13,10 +13,17 @@ from domain.errors import InvalidCommand
 from domain.monitoring import (
     MAX_HOLD_SECONDS,
     MAX_RULES,
+    MAX_THRESHOLD,
+    MAX_WINDOW_SECONDS,
+    MIN_THRESHOLD,
+    MIN_WINDOW_SECONDS,
     ON_CLEAR,
     RESTORE,
     SEVERITIES,
+    UPSTREAM_CLEAR,
+    WAIT,
     AlarmRule,
+    Correlation,
 )
 from projections.alarms import AlarmsProjection
 from web.api import Route, WebApi, read_body, reply
@@ -36,23 +43,44 @@ class RuleBody(Schema):
     automation = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=200))
 
 
+class CorrelationBody(Schema):
+    window_seconds = fields.Integer(
+        load_default=120, strict=True, validate=validate.Range(min=MIN_WINDOW_SECONDS, max=MAX_WINDOW_SECONDS),
+        metadata={"description": "alarms this close in time correlate"},
+    )  # fmt: skip
+    threshold = fields.Integer(
+        load_default=3, strict=True, validate=validate.Range(min=MIN_THRESHOLD, max=MAX_THRESHOLD),
+        metadata={"description": "CIs behind one upstream CI that make a mass outage"},
+    )  # fmt: skip
+    upstream_clear = fields.String(
+        load_default=WAIT, validate=validate.OneOf(UPSTREAM_CLEAR),
+        metadata={"description": "what a clear of the upstream CI's alarm does while sites still alarm"},
+    )  # fmt: skip
+
+
 class AlarmRulesBody(Schema):
     at = fields.AwareDateTime(load_default=None, metadata={"description": "when it happened; default now"})
     actor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
     rules = fields.List(fields.Nested(RuleBody()), required=True, validate=validate.Length(max=MAX_RULES))
+    correlation = fields.Nested(CorrelationBody(), load_default=None, allow_none=True)
 
 
 async def put_alarm_rules(api: WebApi, request: web.Request) -> web.Response:
     """PUT /api/accounts/{account}/alarm-rules {"rules": [{"check": "ping", "min_severity": "major",
-    "impact": 1, "urgency": 1, "on_clear": "restore", "hold_seconds": 0, "automation": null}, ...]}.
+    "impact": 1, "urgency": 1, "on_clear": "restore", "hold_seconds": 0, "automation": null}, ...],
+    "correlation": {"window_seconds": 120, "threshold": 3, "upstream_clear": "wait"}}.
 
     The first rule whose check pattern matches an alarm's check, for an alarm of its minimum severity or
-    worse, applies; alarms no rule matches get the default rules (see GET).
+    worse, applies; alarms no rule matches get the default rules (see GET). `correlation` omitted
+    leaves the account's correlation as it is.
     """
     data = AlarmRulesBody().load(await read_body(request))
     actor, at = api.actor_and_at(request, data)
     rules = tuple(AlarmRule.of(r) for r in data["rules"])
-    command = SetAlarmRules(account=request.match_info["account"], rules=rules, actor=actor, at=at)
+    correlation = Correlation.of(data["correlation"]) if data["correlation"] is not None else None
+    command = SetAlarmRules(
+        account=request.match_info["account"], rules=rules, actor=actor, at=at, correlation=correlation
+    )
     policy = await asyncio.to_thread(api.app.handle, command)
     return reply(policy.summary())
 

@@ -17,6 +17,7 @@ from domain.monitoring import (
     OPEN,
     Alarm,
     AlarmRule,
+    Correlation,
     MonitoringPolicy,
     alarm_id,
     at_least,
@@ -133,6 +134,47 @@ def test_a_policy_replays_from_its_events() -> None:
     app.save(policy)
     copy: MonitoringPolicy = app.repository.get(policy.id)
     assert copy.rules == (AlarmRule("bgp", "major", 1, 1, automation="reset-bgp"),)
+
+
+def test_a_policy_keeps_its_correlation_and_rules_alone_leave_it_as_it_is() -> None:
+    policy = MonitoringPolicy.define(account="a", rules=[], actor="x", at=at(0))
+    assert policy.correlation is None and policy.summary()["correlation"] == Correlation().as_dict()
+    policy.set_rules(rules=[], actor="x", at=at(1), correlation=Correlation(300, 10, "restore"))
+    policy.set_rules(rules=[AlarmRule("ping")], actor="x", at=at(2))  # no correlation given: kept
+    policy.set_rules(rules=[AlarmRule("ping")], actor="x", at=at(3), correlation=Correlation(300, 10, "restore"))
+    assert [type(e).__name__ for e in policy.pending_events] == ["Defined", "RulesSet", "RulesSet"]
+    assert policy.correlation == Correlation(window_seconds=300, threshold=10, upstream_clear="restore")
+    assert policy.summary()["correlation_is_default"] is False
+
+    app: Application[UUID] = Application()
+    app.save(policy)
+    copy: MonitoringPolicy = app.repository.get(policy.id)
+    assert (copy.correlation, copy.rules) == (policy.correlation, (AlarmRule("ping"),))
+
+
+def test_a_policy_stored_before_correlation_existed_runs_on_the_default() -> None:
+    defined = MonitoringPolicy.Defined(  # as stored then: no correlation field
+        originator_id=policy_id("a"), originator_version=1, timestamp=at(0), originator_topic=(
+            "domain.monitoring:MonitoringPolicy"), account="a", rules=[], actor="x", at=at(0),
+    )  # fmt: skip
+    policy = defined.mutate(None)
+    assert policy is not None and policy.correlation is None
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"threshold": 1}, "threshold must be between 2 and 10000"),
+        ({"threshold": True}, "threshold must be a whole number"),
+        ({"window_seconds": 5}, "window_seconds must be between 10 and 3600"),
+        ({"window_seconds": 7200}, "window_seconds must be between 10 and 3600"),
+        ({"upstream_clear": "close"}, "upstream_clear"),
+        ({"windows": 60}, "unknown correlation field"),
+    ],
+)
+def test_correlation_refuses_values_it_cannot_use(values: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidCommand, match=message):
+        Correlation.of(values)
 
 
 # -- alarm episodes ---------------------------------------------------------------------------------
