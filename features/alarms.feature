@@ -20,6 +20,28 @@ Feature: Supervision alarms become the incidents the team needs, not thousands o
     When "centreon" clears every alarm at 09:30
     Then the parent incident and its 50 children are restored at 09:30
 
+  Scenario: An outage of warnings is raised to P1 when a critical alarm joins it
+    When "centreon" raises the alarm "cpu" on "resto-001" at 09:00, severity warning
+    And "centreon" raises the alarm "cpu" on "resto-002" at 09:00, severity warning
+    And "centreon" raises the alarm "cpu" on "resto-003" at 09:01, severity warning
+    Then one of them is the parent incident "Mass outage behind link-orange-paca" on "link-orange-paca", priority P3
+    When "centreon" raises the alarm "carrier-ping" on "link-orange-paca" at 09:02, severity critical
+    Then that alarm is on the parent incident
+    And the parent incident has priority P1, with a work note saying it was raised from P3 because of "carrier-ping critical on link-orange-paca"
+
+  Scenario: A clear of the carrier link's alarm alone leaves the outage open until the sites are back
+    When "centreon" raises the alarm "ping" on "resto-001" at 09:00, "resto-002" at 09:00 and "resto-003" at 09:01
+    And "centreon" raises the alarm "carrier-ping" on "link-orange-paca" at 09:02, severity critical
+    And "centreon" clears the alarm "carrier-ping" on "link-orange-paca" at 09:10
+    Then the parent incident is still open, with a work note saying it waits for the alarms behind it
+
+  Scenario: A customer whose rules say so has the outage restored when the carrier link is back
+    Given "resto-chain" restores its outages when the upstream CI's alarm clears
+    When "centreon" raises the alarm "ping" on "resto-001" at 09:00, "resto-002" at 09:00 and "resto-003" at 09:01
+    And "centreon" raises the alarm "carrier-ping" on "link-orange-paca" at 09:02, severity critical
+    And "centreon" clears the alarm "carrier-ping" on "link-orange-paca" at 09:10
+    Then the parent incident and its 3 children are restored at 09:10
+
   Scenario: A repeated alarm is deduplicated
     When "centreon" raises the alarm "ping" on "router-42" at 09:00
     And "centreon" raises the alarm "ping" on "router-42" at 09:01, 09:02 and 09:03

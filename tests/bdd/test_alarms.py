@@ -18,8 +18,9 @@ from uuid import UUID
 import pytest
 from pytest_bdd import given, parsers, scenarios, then, when
 
+from domain.commands import SetAlarmRules
 from domain.incident import RESTORED, Incident
-from domain.monitoring import AlarmRule
+from domain.monitoring import RESTORE, AlarmRule, Correlation
 from tests.integration.test_alarms import ACCOUNT, LINK, PARIS, Engine, site
 
 scenarios("alarms.feature")
@@ -192,6 +193,43 @@ def children(story: Story, count: int) -> None:
     parent = story.parent()
     sites = sorted(story.engine.incident(c).ci or "" for c in parent.children)
     assert sites == [site(n) for n in range(1, count + 1)]
+
+
+SITES = r'(?P<sites>"[^"]+" at \d\d:\d\d(?:(?:, | and )"[^"]+" at \d\d:\d\d)+)'
+
+
+@when(parsers.re(rf"{ACTOR} raises the alarm {CHECK} on {SITES}"))
+def raise_on_sites(story: Story, actor: str, check: str, sites: str) -> None:
+    for ci, time in re.findall(r'"([^"]+)" at (\d\d:\d\d)', sites):
+        story.engine.now = moment(time)
+        story.engine.alarm("raised", ci, check, moment(time), source=actor)
+
+
+@given('"resto-chain" restores its outages when the upstream CI\'s alarm clears')
+def restore_on_upstream_clear(story: Story) -> None:
+    story.engine.app.handle(SetAlarmRules(ACCOUNT, (), "roc-anne", story.engine.now,
+                                          correlation=Correlation(upstream_clear=RESTORE)))  # fmt: skip
+
+
+@then(
+    parsers.re(
+        r"the parent incident has priority P(?P<now>\d), with a work note saying it was raised from "
+        r'P(?P<before>\d) because of "(?P<why>[^"]+)"'
+    )
+)
+def parent_raised(story: Story, now: str, before: str, why: str) -> None:
+    parent = story.parent()
+    assert parent.priority == int(now)
+    [note] = [c.text for c in story.engine.app.comments(parent.id) if not c.customer_visible]
+    assert f"raised from P{before} to P{now}" in note and why in note
+
+
+@then("the parent incident is still open, with a work note saying it waits for the alarms behind it")
+def parent_waits(story: Story) -> None:
+    parent = story.parent()
+    assert parent.status != RESTORED
+    notes = [c.text for c in story.engine.app.comments(parent.id) if not c.customer_visible]
+    assert any("stays open until the alarms still active behind it clear" in n for n in notes)
 
 
 @then("that alarm is on the parent incident")
