@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.priority import DEFAULT_MATRIX, check_matrix, matrix_of_rows, matrix_rows
-from domain.rules import aware, check_actor_and_instant, check_uuid, optional, required
+from domain.rules import TextsChecked, aware, check_actor_and_instant, check_name, check_uuid, optional, required
 
 DEFAULT_REOPEN_PERIOD = timedelta(days=7)
 """How long after resolution an incident may be reopened when the account says nothing else."""
@@ -34,7 +34,7 @@ def period_text(period: timedelta) -> str:
     return f"{seconds} seconds"
 
 
-class Account(Aggregate):
+class Account(TextsChecked, Aggregate):
     """A customer account's incident settings and its ROC, who is informed of what matters."""
 
     class Event(Aggregate.Event):
@@ -78,7 +78,7 @@ class Account(Aggregate):
     @classmethod
     def register(cls, *, account: str, name: str = "", roc: str | None = None, actor: str, at: datetime) -> Account:
         """Register an account, with its ROC when it already has one."""
-        account = required("account", account)
+        account = check_name("account", account)
         return cls._create(
             cls.Registered, id=account_id(account), account=account, name=optional(name) or account,
             roc=optional(roc), actor=required("actor", actor), at=aware(at),

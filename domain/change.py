@@ -19,7 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
-from domain.rules import StatusFlow, aware, check_uuid, one_of, required
+from domain.rules import StatusFlow, TextsChecked, aware, check_name, check_uuid, one_of, required
 
 STANDARD = "standard"
 NORMAL = "normal"
@@ -203,7 +203,7 @@ def _names(name: str, values: object, none_given: str) -> tuple[str, ...]:
     return tuple(names)
 
 
-class Change(StatusFlow, Aggregate):
+class Change(TextsChecked, StatusFlow, Aggregate):
     """A change on a customer account, from request through authorisation, implementation and review."""
 
     class Event(Aggregate.Event):
@@ -350,7 +350,7 @@ class Change(StatusFlow, Aggregate):
         return cls._create(
             cls.Requested,
             id=id,
-            account=required("account", account),
+            account=check_name("account", account),
             type=type,
             title=required("title", title),
             description=description.strip() if isinstance(description, str) else "",

@@ -38,7 +38,7 @@ from domain.change import (
     within_maintenance_windows,
 )
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
-from domain.rules import aware, check_actor_and_instant, check_uuid, required
+from domain.rules import TextsChecked, aware, check_actor_and_instant, check_name, check_uuid, required, within_reach
 
 DEFAULT_TIMEZONE = "Europe/Paris"
 
@@ -159,7 +159,7 @@ class Freeze:
 # -- the aggregate --------------------------------------------------------------------------------
 
 
-class ChangeCalendar(Aggregate):
+class ChangeCalendar(TextsChecked, Aggregate):
     """An account's change calendar: freeze windows, maintenance windows per CI, booked change windows."""
 
     class Event(Aggregate.Event):
@@ -204,7 +204,7 @@ class ChangeCalendar(Aggregate):
     @classmethod
     def open(cls, *, account: str, actor: str, at: datetime) -> ChangeCalendar:
         """Open the account's change calendar, empty."""
-        account = required("account", account)
+        account = check_name("account", account)
         return cls._create(
             cls.Opened, id=calendar_id(account), account=account, actor=required("actor", actor), at=aware(at)
         )
@@ -264,6 +264,7 @@ class ChangeCalendar(Aggregate):
         check_actor_and_instant(actor, at)
         name = required("the name of a freeze window", name)
         start, end = _period(f"freeze window {name}", start, end)
+        within_reach(f"the end of freeze window {name}", end, at)
         reason = reason.strip() if isinstance(reason, str) else ""
         if self._freezes.get(name) == Freeze(name=name, start=start, end=end, reason=reason):
             return

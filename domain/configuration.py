@@ -11,7 +11,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
-from domain.rules import InOrder, aware, one_of, required
+from domain.rules import InOrder, TextsChecked, aware, check_name, one_of, required
 
 KINDS = (
     "site",
@@ -76,7 +76,7 @@ def dependents(relations: Mapping[str, Iterable[tuple[str, str]]], ci: str) -> s
     return found
 
 
-class ConfigurationItem(InOrder, Aggregate):
+class ConfigurationItem(TextsChecked, InOrder, Aggregate):
     """A configuration item of a customer account: what it is, what it relies on, whether it works."""
 
     class Event(Aggregate.Event):
@@ -147,8 +147,8 @@ class ConfigurationItem(InOrder, Aggregate):
         return cls._create(
             cls.Registered,
             id=id,
-            account=required("account", account),
-            ci_name=required("CI name", ci_name),
+            account=check_name("account", account),
+            ci_name=check_name("CI name", ci_name),
             kind=one_of("kind", kind, KINDS),
             attributes=_attributes(attributes),
             actor=required("actor", actor),

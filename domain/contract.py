@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.calendar import BusinessCalendar, CalendarSpec
 from domain.errors import IllegalTransition, InvalidCommand
+from domain.rules import TextsChecked, aware, within_reach
 
 METRICS = ("response", "restoration", "resolution")
 """Response stops at acknowledgement, restoration (GTR) when service is back, resolution at resolve."""
@@ -26,6 +27,10 @@ _CONTRACT_NS = uuid5(NAMESPACE_URL, "urn:itil-engine:contract")
 def contract_id(account: str) -> UUID:
     """Each account has one contract aggregate, whose versions hold its successive terms."""
     return uuid5(_CONTRACT_NS, account)
+
+
+MAX_TARGET_SECONDS = 366 * 86400
+"""The longest target a contract may set (a year of covered time): beyond, clocks could not be computed."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,13 @@ class Terms:
             for metric, seconds in metrics.items():
                 if metric not in METRICS:
                     raise InvalidCommand(f"unknown metric {metric!r}: use {', '.join(METRICS)}")
-                if not isinstance(seconds, int) or seconds <= 0:
+                if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
                     raise InvalidCommand(f"P{priority} {metric} target must be a positive duration")
+                if seconds > MAX_TARGET_SECONDS:
+                    raise InvalidCommand(
+                        f"P{priority} {metric} target must be at most {MAX_TARGET_SECONDS // 86400} days,"
+                        f" not {seconds} seconds"
+                    )
         BusinessCalendar(self.calendar)  # raises InvalidCommand on a bad calendar
         if sorted(set(self.thresholds)) != list(self.thresholds) or any(not 0 < t < 100 for t in self.thresholds):
             raise InvalidCommand("warning thresholds must be increasing percentages between 0 and 100")
@@ -146,7 +156,7 @@ def standard_terms(calendar: CalendarSpec | None = None) -> Terms:
     )
 
 
-class ServiceContract(Aggregate):
+class ServiceContract(TextsChecked, Aggregate):
     """An account's service contract; each version applies from its date to incidents logged after it."""
 
     class Event(Aggregate.Event):
@@ -191,6 +201,8 @@ class ServiceContract(Aggregate):
             raise InvalidCommand("actor is required")
         if effective_from.tzinfo is None or at.tzinfo is None:
             raise InvalidCommand("instants must carry a time zone")
+        aware(at)
+        within_reach("effective_from", aware(effective_from, "effective_from"), at)
         if effective_from < at - timedelta(minutes=5):
             raise IllegalTransition(
                 f"cannot add a version to the contract of {self.account} effective from"

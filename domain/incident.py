@@ -17,7 +17,17 @@ from eventsourcing.domain import Aggregate, event
 from domain.account import DEFAULT_REOPEN_PERIOD, period_text
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.priority import DEFAULT_MATRIX, priority_of
-from domain.rules import StatusFlow, aware, check_actor_and_instant, check_uuid, one_of, optional, required
+from domain.rules import (
+    StatusFlow,
+    TextsChecked,
+    aware,
+    check_actor_and_instant,
+    check_name,
+    check_uuid,
+    one_of,
+    optional,
+    required,
+)
 
 CHANNELS = ("phone", "extranet", "monitoring", "email")
 HOLD_REASONS = ("awaiting_customer", "awaiting_supplier", "awaiting_change")
@@ -57,7 +67,7 @@ def _rank(level: str) -> int:
     return ESCALATION_LEVELS.index(level)
 
 
-class Incident(StatusFlow, Aggregate):
+class Incident(TextsChecked, StatusFlow, Aggregate):
     """An incident on a customer account: restore service fast, then resolve and close."""
 
     class Event(Aggregate.Event):
@@ -250,7 +260,7 @@ class Incident(StatusFlow, Aggregate):
         return cls._create(
             cls.Logged,
             id=id,
-            account=required("account", account),
+            account=check_name("account", account),
             service=service,
             ci=ci,
             title=required("title", title),

@@ -19,7 +19,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from domain.priority import check_level
-from domain.rules import aware, check_actor_and_instant, check_uuid, one_of, required
+from domain.rules import TextsChecked, aware, check_actor_and_instant, check_name, check_uuid, one_of, required
 
 SEVERITIES = ("critical", "major", "minor", "warning")
 """Alarm severities, worst first."""
@@ -193,7 +193,7 @@ def policy_id(account: str) -> UUID:
     return uuid5(_POLICY_NS, account.strip())
 
 
-class MonitoringPolicy(Aggregate):
+class MonitoringPolicy(TextsChecked, Aggregate):
     """An account's alarm rules: which alarms open incidents of which priority, and what a clear does."""
 
     class Event(Aggregate.Event):
@@ -228,7 +228,7 @@ class MonitoringPolicy(Aggregate):
     ) -> MonitoringPolicy:  # fmt: skip
         """Give an account its alarm rules, tried in order before the default ones, and how its alarms
         correlate into mass outages (None: the engine's default)."""
-        account = required("account", account)
+        account = check_name("account", account)
         return cls._create(
             cls.Defined, id=policy_id(account), account=account, rules=[r.as_dict() for r in check_rules(rules)],
             actor=required("actor", actor), at=aware(at), correlation=_correlation_values(correlation),
@@ -311,7 +311,7 @@ def automation_request_id(alarm: UUID, episode: int, action: str) -> UUID:
     return uuid5(alarm, f"episode/{episode}/automation/{action}")
 
 
-class Alarm(Aggregate):
+class Alarm(TextsChecked, Aggregate):
     """One alarm of an account (its dedup key), episode after episode: raised, repeated, cleared."""
 
     class Event(Aggregate.Event):
@@ -384,7 +384,7 @@ class Alarm(Aggregate):
     @classmethod
     def track(cls, *, account: str, dedup_key: str, actor: str, at: datetime) -> Alarm:
         """Start following an alarm the monitoring names `dedup_key` on an account."""
-        account = required("account", account)
+        account = check_name("account", account)
         dedup_key = required("dedup key", dedup_key)
         return cls._create(
             cls.Tracked, id=alarm_id(account, dedup_key), account=account, dedup_key=dedup_key,

@@ -11,7 +11,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import IllegalTransition, InvalidCommand
 from domain.incident import Incident
-from domain.rules import StatusFlow, aware, check_uuid, optional, required
+from domain.rules import StatusFlow, TextsChecked, aware, check_name, check_uuid, optional, required
 
 NEW = "new"
 UNDER_INVESTIGATION = "under_investigation"
@@ -38,7 +38,7 @@ def _incident_ids(values: Iterable[object]) -> tuple[UUID, ...]:
     return tuple(ids)
 
 
-class Problem(StatusFlow, Aggregate):
+class Problem(TextsChecked, StatusFlow, Aggregate):
     """A problem on a customer account: find the cause of its incidents, work around it, fix it.
 
     Its state counts the incidents linked to it but does not list them, so that a problem with ten
@@ -167,7 +167,7 @@ class Problem(StatusFlow, Aggregate):
         return cls._create(
             cls.Logged,
             id=id,
-            account=required("account", account),
+            account=check_name("account", account),
             title=required("title", title),
             description=description.strip() if isinstance(description, str) else "",
             ci=optional(ci),

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate, event
 from domain.calendar import BusinessCalendar, CalendarSpec
 from domain.contract import SlaTerms
 from domain.errors import InvalidCommand
+from domain.rules import TextsChecked
 
 ENGINE = "sla-engine"
 BREACH = 100
@@ -39,7 +40,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-class IncidentSla(Aggregate):
+class IncidentSla(TextsChecked, Aggregate):
     """The SLA clocks of one incident, measured against the terms in force when it was logged."""
 
     class Event(Aggregate.Event):

@@ -12,7 +12,7 @@ version) reads in one place, as `streams.contracts_export` publishes it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -654,6 +654,29 @@ def _version_refused(message_type: str, version: Any, known: dict[str, Any]) -> 
     )
 
 
+MAX_JSON_DEPTH = 64
+"""How deep the objects and arrays of a message (or a request body) may nest: deeper is refused at
+the door, before anything recurses over it."""
+
+
+def json_depth(value: Any) -> int:
+    """How deep `value`'s objects and arrays nest (a scalar: 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _json_loads(raw: bytes) -> Any:
     """The message read by the json module, or the reason it is not JSON in words."""
     try:
@@ -662,6 +685,8 @@ def _json_loads(raw: bytes) -> Any:
         raise ContractViolation(f"malformed message: not UTF-8 text ({error})") from None
     except ValueError as error:
         raise ContractViolation(f"malformed JSON: {error}") from None
+    except RecursionError:
+        raise ContractViolation(f"the message nests more than {MAX_JSON_DEPTH} levels deep") from None
 
 
 def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
@@ -678,6 +703,8 @@ def decode_intake(topic: str, raw: bytes | None) -> IntakeMessage:
     if not isinstance(body, dict):
         raise ContractViolation(f"the message must be a JSON object, not {_json_type(body)}")
     message_id = body.get("message_id") if isinstance(body.get("message_id"), str) else None
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise ContractViolation(f"the message nests more than {MAX_JSON_DEPTH} levels deep", message_id=message_id)
     message_type = body.get("type")
     if not isinstance(message_type, str) or not message_type:
         raise ContractViolation(

@@ -26,6 +26,7 @@ from application.conflicts import ConcurrencyConflict
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from projections.account_incidents import AccountIncidentsProjection
 from projections.sla import SlaDashboardProjection
+from streams.contracts import MAX_JSON_DEPTH, json_depth
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,12 @@ async def _body(request: web.Request) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(f"the request body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    if json_depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the request body nests more than {MAX_JSON_DEPTH} levels deep")
     return body
 
 

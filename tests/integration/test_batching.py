@@ -12,7 +12,7 @@ import pytest
 from application.app import ItilApplication
 from application.batching import GroupCommitter
 from domain import commands as cmd
-from domain.errors import IllegalTransition
+from domain.errors import IllegalTransition, InvalidCommand
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
 
@@ -158,3 +158,50 @@ def test_a_failed_write_leaves_nothing_half_done_in_memory(store_env: dict[str, 
     committer.stop()
     assert outcome.summary["version"] == 3
     assert [type(e).__name__ for e in app.history(i)] == ["Logged", "Assigned", "Acknowledged"]
+
+
+def test_a_command_the_store_could_not_write_fails_alone_and_its_neighbours_are_saved(
+    store_env: dict[str, str],
+) -> None:
+    app = ItilApplication(env=store_env)
+    committer = GroupCommitter(app)  # not started: queue a whole batch first
+    bad_title, bad_actor, good = uuid4(), uuid4(), uuid4()
+    futures = [
+        committer.submit(
+            cmd.LogIncident(
+                id=bad_title,
+                account="acme",
+                title="site\x00down",
+                impact=2,
+                urgency=1,
+                channel="phone",
+                reporter="x",
+                actor="x",
+                at=T0,
+                ci="site-1",
+            )
+        ),  # fmt: skip
+        committer.submit(log(good, 2)),
+        committer.submit(
+            cmd.LogIncident(
+                id=bad_actor,
+                account="acme",
+                title="site down",
+                impact=2,
+                urgency=1,
+                channel="phone",
+                reporter="x",
+                actor="al\udcffice",
+                at=T0,
+                ci="site-3",
+            )
+        ),  # fmt: skip
+    ]
+    committer.start()
+    with pytest.raises(InvalidCommand, match="title must not contain"):
+        futures[0].result(timeout=30)
+    with pytest.raises(InvalidCommand, match="actor must not contain"):
+        futures[2].result(timeout=30)
+    assert futures[1].result(timeout=30).summary["status"] == "new"
+    committer.stop()
+    assert app.get_incident(good).version == 1

@@ -13,6 +13,7 @@ import pytest
 
 from application.app import ItilApplication
 from domain.commands import AssignIncident, LogIncident, ResolveIncident
+from domain.monitoring import Alarm, alarm_id
 from projections.db import Database
 from streams.contracts import intake_incident_id
 from streams.intake import DEAD, DUPLICATE, PROCESSED, DeadLetter, IntakeProcessor, Outcome
@@ -20,6 +21,7 @@ from streams.intake import DEAD, DUPLICATE, PROCESSED, DeadLetter, IntakeProcess
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 REQUESTS = "itil.intake.requests"
+ALERTS = "itil.intake.alerts"
 COMMANDS = "itil.commands"
 _offsets = itertools.count()
 
@@ -311,3 +313,31 @@ def test_a_message_id_reused_by_another_sender_is_not_taken_for_a_duplicate(
         f"message_id {opened['message_id']!r} was already used by extranet for incident.open on"
         " itil.intake.requests: message ids must be unique across senders"
     )
+
+
+# -- what passes the door can never block the intake -----------------------------------------------
+
+
+def test_an_alarm_nested_without_end_is_dead_lettered_and_its_neighbours_are_carried_out(
+    app: ItilApplication, processor: IntakeProcessor
+) -> None:
+    alarm = {"account": "resto-chain", "ci": "router-1", "check": "ping", "severity": "critical", "summary": "down"}
+    good = json.dumps(message("alarm.raised", "centreon-1", dedup_key="centreon:1", **alarm) | {"at": T0.isoformat()})
+    poison = json.dumps(message("alarm.raised", "centreon-2", dedup_key="centreon:2", **alarm) | {"at": T0.isoformat()})
+    poison = poison[:-1] + ', "details": {"a": ' + "[" * 3000 + "]" * 3000 + "}}"  # details 3,000 levels deep
+
+    outcomes = processor.handle_batch([(ALERTS, 0, 1, b"k", good.encode()), (ALERTS, 0, 2, b"k", poison.encode())])
+    assert outcomes[0].status == PROCESSED
+    assert outcomes[1].dead and "nests more than 64 levels deep" in (outcomes[1].reason or "")
+    assert app.find(alarm_id("resto-chain", "centreon:1"), Alarm) is not None
+
+
+def test_a_comment_with_a_lone_surrogate_is_dead_lettered_not_retried(
+    app: ItilApplication, processor: IntakeProcessor
+) -> None:
+    opened, _ = open_incident(processor)
+    incident_id = str(intake_incident_id(opened["message_id"]))
+    comment = message("comment.add", incident_id=incident_id, **customer(author="J. Martin", text="merci \ud800"))
+    outcome = send(processor, REQUESTS, json.dumps(comment).encode())  # written as the escape \\ud800
+    assert outcome.dead and "must not contain control characters or lone surrogates" in (outcome.reason or "")
+    assert app.get_incident(intake_incident_id(opened["message_id"])).comment_count == 0
