@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -21,12 +22,14 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+import psycopg
+from eventsourcing import persistence
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
 from application.alarms import AlarmProcess
 from application.app import ItilApplication
-from domain.errors import IllegalTransition, InvalidCommand, NotFound
+from domain.errors import ConcurrencyConflict, IllegalTransition, InvalidCommand, NotFound
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from streams.alarm_intake import AlarmIntake
@@ -375,6 +378,27 @@ class IntakeProcessor:
                 found.update(r["message_id"] for r in rows)
         return found
 
+    def undeliverable(
+        self, item: tuple[str, int, int, bytes | None, bytes | None], error: BaseException, tries: int
+    ) -> Outcome:
+        """The dead-letter outcome of a message that failed `tries` times for a reason that is not a refusal
+        nor a passing trouble of the store (a bug, a value the code cannot handle): its neighbours go on."""
+        topic, partition, offset, key, value = item
+        known: dict[str, Any] = {}
+        try:
+            message = decode_intake(topic, value)
+            known = {"message_type": message.type, "message_id": message.message_id,
+                     "schema_version": message.schema_version}  # fmt: skip
+        except Exception:  # noqa: BLE001 - what it is does not matter more than that it is set aside
+            pass
+        detail = f"{type(error).__name__}: {error}"
+        reason = f"could not be carried out after {tries} tries ({detail[:500]})"
+        letter = DeadLetter(
+            reason=reason, topic=topic, partition=partition, offset=offset, key=key, value=value or b"",
+            dead_lettered_at=self.clock(), **known,
+        )  # fmt: skip
+        return Outcome(DEAD, reason=reason, dead_letter=letter)
+
     def _dead(
         self, item: tuple[str, int, int, bytes | None, bytes | None], reason: str, message: IntakeMessage
     ) -> Outcome:
@@ -388,6 +412,28 @@ class IntakeProcessor:
 
 
 # -- consuming -------------------------------------------------------------------------------------
+
+Item = tuple[str, int, int, bytes | None, bytes | None]
+"""One message as polled: topic, partition, offset, key, value."""
+
+MAX_TRIES = 5
+"""How often a message that fails for a reason that is not transient is tried before it is dead-lettered."""
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # connections refused or reset, timeouts (WriterLockTimeout is a TimeoutError)
+    ConcurrencyConflict,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    persistence.ConnectionUnavailableError,
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""Failures that pass when the store or its lock comes back: retried for as long as they last."""
+
+
+def transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)
 
 
 @dataclass
@@ -476,6 +522,7 @@ class IntakeConsumer:
         deadletter_topic: str = DEADLETTER_TOPIC,
         topics: Iterable[str] = INTAKE_TOPICS,
         max_records: int = 2000,
+        max_tries: int = MAX_TRIES,
     ) -> None:
         self.bootstrap = bootstrap
         self.group = group
@@ -483,6 +530,7 @@ class IntakeConsumer:
         self.deadletter_topic = deadletter_topic
         self.topics = tuple(topics)
         self.max_records = max_records
+        self.max_tries = max_tries
 
     def run(self, stop: threading.Event) -> None:
         """Consume every intake topic until `stop` is set."""
@@ -525,19 +573,53 @@ class IntakeConsumer:
 
     def _carry_out(self, records: Sequence[Any], letters: DeadLetterWriter, stop: threading.Event) -> None:
         items = [(r.topic, r.partition, r.offset, r.key, r.value) for r in records]
-        delay = 0.5
-        while not stop.is_set():
-            try:
-                began = time.perf_counter()
-                outcomes = self.processor.handle_batch(items) if len(items) > 1 else [self.processor.handle(*items[0])]
-                log.debug("intake: %d messages in %.3f s", len(items), time.perf_counter() - began)
-                break
-            except Exception:
-                log.exception("intake of %d message(s) of %s failed; retrying in %.1fs", len(items), items[0][0], delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 30.0)
-        else:
-            return
+        outcomes = self._outcomes(items, stop)
+        if outcomes is None:
+            return  # stopped: not committed, carried out again after a restart
         for outcome in outcomes:
             if outcome.dead_letter is not None:
                 letters.write(outcome.dead_letter)
+
+    def _outcomes(self, items: Sequence[Item], stop: threading.Event) -> list[Outcome] | None:
+        """Carry out the batch; a failure that is not transient sends it through one message at a time, and
+        a message that still fails after `max_tries` is dead-lettered with the error: never retried forever,
+        its neighbours carried out. Transient failures (the store or its lock away) are retried until they
+        pass. None when `stop` was set meanwhile."""
+        if len(items) > 1:
+            result = self._tries(lambda: self.processor.handle_batch(items), items, stop, tries=1)
+        else:
+            result = self._tries(lambda: [self.processor.handle(*items[0])], items, stop, tries=self.max_tries)
+        if result is None or isinstance(result, list):
+            return result
+        if len(items) == 1:
+            return [self.processor.undeliverable(items[0], result, self.max_tries)]
+        outcomes: list[Outcome] = []
+        for item in items:
+            one = self._outcomes([item], stop)
+            if one is None:
+                return None
+            outcomes += one
+        return outcomes
+
+    def _tries(
+        self, run: Callable[[], list[Outcome]], items: Sequence[Item], stop: threading.Event, tries: int
+    ) -> list[Outcome] | BaseException | None:
+        """`run`'s outcomes; or, after `tries` failures that are not transient, the last error."""
+        delay, failed = 0.5, 0
+        while not stop.is_set():
+            try:
+                began = time.perf_counter()
+                outcomes = run()
+                log.debug("intake: %d messages in %.3f s", len(items), time.perf_counter() - began)
+                return outcomes
+            except Exception as error:
+                if not transient(error):
+                    failed += 1
+                    if failed >= tries:
+                        log.exception("intake of %d message(s) of %s failed %d time(s)", len(items), items[0][0],
+                                      failed)  # fmt: skip
+                        return error
+                log.exception("intake of %d message(s) of %s failed; retrying in %.1fs", len(items), items[0][0], delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return None

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import sqlite3
+import threading
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +19,8 @@ from domain.commands import AssignIncident, LogIncident, ResolveIncident
 from domain.monitoring import Alarm, alarm_id
 from projections.db import Database
 from streams.contracts import intake_incident_id
-from streams.intake import DEAD, DUPLICATE, PROCESSED, DeadLetter, IntakeProcessor, Outcome
+from streams.intake import DEAD, DUPLICATE, PROCESSED, DeadLetter, IntakeConsumer, IntakeProcessor, Outcome
+from streams.request_intake import HANDLERS
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -341,3 +345,66 @@ def test_a_comment_with_a_lone_surrogate_is_dead_lettered_not_retried(
     outcome = send(processor, REQUESTS, json.dumps(comment).encode())  # written as the escape \\ud800
     assert outcome.dead and "must not contain control characters or lone surrogates" in (outcome.reason or "")
     assert app.get_incident(intake_incident_id(opened["message_id"])).comment_count == 0
+
+
+class Letters:
+    """Where the consumer's dead letters go (the broker's part is tested with it, in test_deadletters)."""
+
+    def __init__(self) -> None:
+        self.written: list[DeadLetter] = []
+
+    def write(self, letter: DeadLetter) -> None:
+        self.written.append(letter)
+
+
+def test_a_message_that_keeps_failing_is_dead_lettered_after_bounded_tries_and_its_neighbours_go_on(
+    app: ItilApplication, store_env: dict[str, str]
+) -> None:
+    tried: list[str] = []
+
+    def open_or_crash(app: Any, message: Any) -> Any:  # a handler with a bug one message meets
+        tried.append(message.message_id)
+        if message.data["title"] == "poison":
+            raise KeyError("a value the handler cannot handle")
+        return HANDLERS["incident.open"](app, message)
+
+    processor = IntakeProcessor(
+        app, Database.from_store_env(store_env), handlers={**HANDLERS, "incident.open": open_or_crash}
+    )
+    processor.create_tables()
+    consumer = IntakeConsumer("127.0.0.1:9", "itil-intake-test", processor, max_tries=3)
+    bodies = [message("incident.open", f"extranet-{n}", **customer(title=title, ci="tpe-1"))
+              for n, title in enumerate(["before", "poison", "after"])]  # fmt: skip
+    records = [SimpleNamespace(topic=REQUESTS, partition=0, offset=n, key=b"k", value=json.dumps(b).encode())
+               for n, b in enumerate(bodies)]  # fmt: skip
+    letters = Letters()
+    consumer._carry_out(records, letters, threading.Event())  # type: ignore[arg-type]
+
+    assert [letter.message_id for letter in letters.written] == ["extranet-1"]
+    assert letters.written[0].reason.startswith("could not be carried out after 3 tries (KeyError:")
+    assert tried.count("extranet-1") == 1 + 3  # in the batch, then alone three times
+    for n in (0, 2):
+        assert app.get_incident(intake_incident_id(f"extranet-{n}")).title in ("before", "after")
+
+
+def test_a_store_that_is_away_for_a_while_is_waited_for_not_dead_lettered(
+    app: ItilApplication, store_env: dict[str, str]
+) -> None:
+    failures = [sqlite3.OperationalError("database is locked"), OSError("connection refused")]
+
+    def open_when_back(app: Any, message: Any) -> Any:
+        if failures:
+            raise failures.pop(0)
+        return HANDLERS["incident.open"](app, message)
+
+    processor = IntakeProcessor(
+        app, Database.from_store_env(store_env), handlers={**HANDLERS, "incident.open": open_when_back}
+    )
+    processor.create_tables()
+    consumer = IntakeConsumer("127.0.0.1:9", "itil-intake-test", processor, max_tries=1)
+    body = message("incident.open", "extranet-back", **customer(title="Terminal offline", ci="tpe-1"))
+    letters = Letters()
+    record = SimpleNamespace(topic=REQUESTS, partition=0, offset=0, key=b"k", value=json.dumps(body).encode())
+    consumer._carry_out([record], letters, threading.Event())  # type: ignore[arg-type]
+    assert letters.written == [] and failures == []
+    assert app.get_incident(intake_incident_id("extranet-back")).title == "Terminal offline"
