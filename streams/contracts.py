@@ -452,6 +452,12 @@ class DeadLetterSchema(Schema):
     message_id = fields.String(load_default=None, metadata={"description": "when the message named one"})
     schema_version = fields.Integer(load_default=None)
     dead_lettered_at = fields.AwareDateTime(required=True)
+    value_truncated = fields.Boolean(
+        load_default=False,
+        metadata={"description": "the message was too large for a letter: value_base64 holds only its beginning"},
+    )
+    value_size = fields.Integer(load_default=None, metadata={"description": "the whole value's size in bytes"})
+    value_sha256 = fields.String(load_default=None, metadata={"description": "the whole value's SHA-256, in hex"})
 
 
 # -- the registry ----------------------------------------------------------------------------------

@@ -195,6 +195,10 @@ def replay_dead_letters(
         if letter.topic not in INTAKE_TOPICS:
             results.append(Replay(stored.key, SKIPPED, f"{letter.topic} is not an intake topic: nothing to replay"))
             continue
+        if letter.truncated:
+            kept = f"only the first {len(letter.value)} of its {letter.value_size} bytes were kept"
+            results.append(Replay(stored.key, SKIPPED, f"{kept} (too large for a dead letter): resend it whole"))
+            continue
         outcome = processor.handle(letter.topic, letter.partition, letter.offset, letter.key, letter.value)
         text = f"{DEAD}: {outcome.reason}" if outcome.dead else outcome.status
         replays.record(stored.key, text, clock())

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -86,10 +86,27 @@ class DeadLetter:
     message_type: str | None = None
     message_id: str | None = None
     schema_version: int | None = None
+    value_size: int | None = None
+    """The original value's size in bytes (None: `value` is the whole of it)."""
+    value_sha256: str | None = None
+    """The original value's SHA-256, hex (with `value_size`, when `value` is only its prefix)."""
+    letter_id: UUID | None = None
 
     @property
     def id(self) -> UUID:
-        return dead_letter_id(self.topic, self.partition, self.offset, self.value)
+        return self.letter_id or dead_letter_id(self.topic, self.partition, self.offset, self.value)
+
+    @property
+    def truncated(self) -> bool:
+        return self.value_size is not None and self.value_size > len(self.value)
+
+    def shortened(self, keep: int) -> DeadLetter:
+        """The letter with only the first `keep` bytes of its value, and the whole value's size and digest:
+        for a message too large for a dead letter. Its id stays the whole letter's."""
+        return replace(
+            self, value=self.value[:keep], value_size=len(self.value),
+            value_sha256=hashlib.sha256(self.value).hexdigest(), letter_id=self.id,
+        )  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,6 +120,11 @@ class DeadLetter:
             "message_id": self.message_id,
             "schema_version": self.schema_version,
             "dead_lettered_at": self.dead_lettered_at.isoformat(),
+            **(
+                {"value_size": self.value_size, "value_sha256": self.value_sha256, "value_truncated": True}
+                if self.truncated
+                else {}
+            ),
         }
 
     def encode(self) -> bytes:
@@ -128,7 +150,16 @@ class DeadLetter:
             message_type=data["message_type"],
             message_id=data["message_id"],
             schema_version=data["schema_version"],
+            value_size=data["value_size"] if data["value_truncated"] else None,
+            value_sha256=data["value_sha256"] if data["value_truncated"] else None,
+            letter_id=data["dead_letter_id"] if data["value_truncated"] else None,
         )
+
+
+MAX_LETTER_BYTES = 900_000
+"""The largest dead letter written (the producer's request limit is 1 MiB; base64 adds a third)."""
+LETTER_PREFIX_BYTES = 64 * 1024
+"""What a letter keeps of a value too large to keep whole."""
 
 
 class DeadLetterWriter:
@@ -141,7 +172,10 @@ class DeadLetterWriter:
         self._producer: KafkaProducer | None = None
 
     def write(self, letter: DeadLetter, timeout: float = 30.0) -> None:
-        """Produce one dead letter and wait until the broker has it."""
+        """Produce one dead letter and wait until the broker has it; a message too large to travel whole in
+        a letter goes as its first LETTER_PREFIX_BYTES with its size and digest."""
+        if len(letter.value) * 4 // 3 + 4096 > MAX_LETTER_BYTES:
+            letter = letter.shortened(LETTER_PREFIX_BYTES)
         if self._producer is None:
             from streams.relay import ensure_topic
 

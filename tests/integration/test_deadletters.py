@@ -228,3 +228,45 @@ def test_only_intake_dead_letters_are_replayed(sqlite_env: dict[str, str]) -> No
     [result] = replay_dead_letters([stored, stored], processor, replays)
     assert (result.status, result.reason) == ("skipped", "itil.events is not an intake topic: nothing to replay")
     assert replays.all() == {}
+
+
+def test_a_message_too_large_for_a_dead_letter_is_lettered_by_its_beginning_size_and_digest(
+    broker: EmbeddedBroker, sqlite_env: dict[str, str]
+) -> None:
+    import hashlib
+
+    bootstrap = broker.bootstrap
+    ensure_topic(bootstrap, REQUESTS_TOPIC, 1)
+    requester = {"account": "resto-chain", "requester": "j.martin@resto-chain.fr"}
+    huge = body("incident.open", "extranet-huge", title="x" * 5_000_000, ci="tpe-0042", **requester)  # 5 MB
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=8_000_000)
+    producer.send(REQUESTS_TOPIC, key=b"resto-chain", value=huge)
+    producer.send(REQUESTS_TOPIC, key=b"resto-chain", value=body(
+        "incident.open", "extranet-after", title="Terminal offline", ci="tpe-0042", **requester))  # fmt: skip
+    producer.flush()
+    app = ItilApplication(env=sqlite_env)
+    processor = IntakeProcessor(app, Database.from_store_env(sqlite_env))
+    processor.create_tables()
+    consumer = IntakeConsumer(bootstrap, "itil-intake-test", processor, "itil.deadletter", [REQUESTS_TOPIC])
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(stop,))
+    thread.start()
+    try:
+        wait_for(lambda: app.get_incident(intake_incident_id("extranet-after")), 60, what="the message after it")
+        [stored] = wait_for(lambda: read_dead_letters(bootstrap), 60, what="the dead letter")
+    finally:
+        stop.set()
+        thread.join(30)
+        producer.close()
+    letter = stored.letter
+    assert "does not follow its contract" in letter.reason and letter.message_id == "extranet-huge"
+    assert letter.truncated and (letter.value_size, letter.value_sha256) == (
+        len(huge),
+        hashlib.sha256(huge).hexdigest(),
+    )
+    assert huge.startswith(letter.value) and len(letter.value) == 64 * 1024
+    db = Database.from_store_env(sqlite_env)
+    replays = DeadLetterReplays(db)
+    replays.create_tables()
+    [replay] = replay_dead_letters([stored], processor, replays)
+    assert replay.status == "skipped" and "resend it whole" in (replay.reason or "")
