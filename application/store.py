@@ -4,11 +4,13 @@ the stored versions of many aggregates in one query, and load / create / update 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
+from eventsourcing import persistence
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError
@@ -18,6 +20,32 @@ from application.eventsourcing_internals import is_postgres_datastore, take_snap
 from domain.errors import NotFound
 
 A = TypeVar("A", bound=Aggregate)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # connections refused or reset, timeouts (WriterLockTimeout is a TimeoutError)
+    ConcurrencyConflict,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    persistence.ConnectionUnavailableError,
+    sqlite3.OperationalError,
+)
+"""Failures that pass when the store or its lock comes back: retried for as long as they last (and the
+PostgreSQL driver's operational and interface errors, see `transient`)."""
+
+
+def transient(error: BaseException) -> bool:
+    """Whether the error says the store (or its lock, or a connection to it) is away for now: try again later."""
+    if isinstance(error, TRANSIENT_ERRORS):
+        return True
+    module = type(error).__module__  # the driver is imported only where PostgreSQL is used
+    return (
+        module.startswith("psycopg")
+        and type(error).__name__ in ("OperationalError", "InterfaceError")
+        or any(
+            c.__module__.startswith("psycopg") and c.__name__ in ("OperationalError", "InterfaceError")
+            for c in type(error).__mro__
+        )
+    )
 
 
 @dataclass

@@ -13,7 +13,6 @@ import binascii
 import hashlib
 import json
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,14 +21,13 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-import psycopg
-from eventsourcing import persistence
 from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from marshmallow import EXCLUDE, ValidationError
 
 from application.alarms import AlarmProcess
 from application.app import ItilApplication
-from domain.errors import ConcurrencyConflict, IllegalTransition, InvalidCommand, NotFound
+from application.store import transient
+from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from projections.configuration import CiRegistryProjection
 from projections.db import Database
 from streams.alarm_intake import AlarmIntake
@@ -452,22 +450,6 @@ Item = tuple[str, int, int, bytes | None, bytes | None]
 
 MAX_TRIES = 5
 """How often a message that fails for a reason that is not transient is tried before it is dead-lettered."""
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # connections refused or reset, timeouts (WriterLockTimeout is a TimeoutError)
-    ConcurrencyConflict,
-    persistence.OperationalError,
-    persistence.InterfaceError,
-    persistence.ConnectionUnavailableError,
-    sqlite3.OperationalError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-)
-"""Failures that pass when the store or its lock comes back: retried for as long as they last."""
-
-
-def transient(error: BaseException) -> bool:
-    return isinstance(error, TRANSIENT_ERRORS)
 
 
 @dataclass

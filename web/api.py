@@ -23,6 +23,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from application.app import ItilApplication
 from application.batching import GroupCommitter
 from application.conflicts import ConcurrencyConflict
+from application.store import transient
 from domain.errors import IllegalTransition, InvalidCommand, NotFound
 from projections.account_incidents import AccountIncidentsProjection
 from projections.sla import SlaDashboardProjection
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CLOCK_SKEW = timedelta(minutes=2)
+RETRY_AFTER_SECONDS = 5
+"""What a 503 asks the caller to wait while the store is unavailable."""
 
 
 class Forbidden(Exception):
@@ -229,7 +232,12 @@ class WebApi:
             return error(409, str(e))
         except Forbidden as e:
             return error(403, str(e))
-        except Exception:
+        except Exception as e:
+            if transient(e):
+                log.warning("the store is unavailable on %s %s: %s", request.method, request.path, e)
+                response = error(503, "the store is unavailable for a moment; try again shortly")
+                response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+                return response
             log.exception("unexpected error on %s %s", request.method, request.path)
             return error(500, "internal error; it was logged")
 

@@ -69,3 +69,39 @@ def test_names_texts_and_instants_that_would_break_the_engine_get_422_naming_the
         assert response.status == 201  # the same incident, dated now: accepted
 
     scenario(store_env, steps)
+
+
+def test_while_the_store_is_unreachable_the_api_answers_503_with_retry_after_then_recovers(
+    pg_env: dict[str, str],
+) -> None:
+    import psycopg
+
+    from tests.conftest import PG
+
+    database = pg_env["POSTGRES_DBNAME"]
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:  # type: ignore[arg-type]
+            conn.execute(sql)
+
+    incident = {"account": "acme", "ci": "tpe-1", "title": "Terminal offline", "impact": 2, "urgency": 1,
+                "channel": "phone"}  # fmt: skip
+
+    async def steps(client: TestClient) -> None:
+        assert (await client.post("/api/incidents", json=incident, headers=ALICE)).status == 201
+        admin(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false')
+        admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        try:
+            response = await client.post("/api/incidents", json=incident, headers=ALICE)
+            assert response.status == 503 and response.headers["Retry-After"] == "5"
+            assert "unavailable" in (await response.json())["error"]
+        finally:
+            admin(f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true')
+        for _ in range(20):  # the pool connects again
+            response = await client.post("/api/incidents", json=incident, headers=ALICE)
+            if response.status == 201:
+                break
+            await asyncio.sleep(0.5)
+        assert response.status == 201
+
+    scenario(pg_env | {"POSTGRES_CONNECT_TIMEOUT": "1"}, steps)  # the store gives up on a connection in 1 s
