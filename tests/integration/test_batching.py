@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4
 
@@ -167,35 +168,9 @@ def test_a_command_the_store_could_not_write_fails_alone_and_its_neighbours_are_
     committer = GroupCommitter(app)  # not started: queue a whole batch first
     bad_title, bad_actor, good = uuid4(), uuid4(), uuid4()
     futures = [
-        committer.submit(
-            cmd.LogIncident(
-                id=bad_title,
-                account="acme",
-                title="site\x00down",
-                impact=2,
-                urgency=1,
-                channel="phone",
-                reporter="x",
-                actor="x",
-                at=T0,
-                ci="site-1",
-            )
-        ),  # fmt: skip
+        committer.submit(replace(log(bad_title, 1), title="site\x00down")),
         committer.submit(log(good, 2)),
-        committer.submit(
-            cmd.LogIncident(
-                id=bad_actor,
-                account="acme",
-                title="site down",
-                impact=2,
-                urgency=1,
-                channel="phone",
-                reporter="x",
-                actor="al\udcffice",
-                at=T0,
-                ci="site-3",
-            )
-        ),  # fmt: skip
+        committer.submit(replace(log(bad_actor, 3), actor="al\udcffice")),  # an X-Actor of bad UTF-8
     ]
     committer.start()
     with pytest.raises(InvalidCommand, match="title must not contain"):
