@@ -26,6 +26,21 @@ def _bootstrap_or_exit(settings: Settings, command: str) -> str:
     return settings.kafka_bootstrap_servers
 
 
+def _port_or_exit(settings: Settings, command: str) -> None:
+    """Say in one line, before starting anything, that the API's port is taken."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds it
+        try:
+            probe.bind((settings.http_host, settings.http_port))
+        except OSError as error:
+            sys.exit(
+                f"itil {command}: cannot listen on {settings.http_host}:{settings.http_port} ({error.strerror});"
+                " set ITIL_HTTP_PORT (or ITIL_HTTP_HOST) to a free one"
+            )
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     """The whole engine: embedded broker (unless configured), worker and web here, intake and relay in
     child processes of their own (ITIL_UP_PROCESSES=one keeps them in this process)."""
@@ -37,6 +52,7 @@ def cmd_up(args: argparse.Namespace) -> None:
 
     tune_interpreter()
     settings = _settings()
+    _port_or_exit(settings, "up")
     broker = None
     bootstrap = settings.kafka_bootstrap_servers
     if not bootstrap:
@@ -111,6 +127,7 @@ def cmd_web(args: argparse.Namespace) -> None:
     from itil.runtime import Engine, WebService
 
     settings = _settings()
+    _port_or_exit(settings, "web")
     engine = Engine(settings)
     web = WebService(engine.web_app(), settings.http_host, settings.http_port)
     services: list[mode.Service] = [web]

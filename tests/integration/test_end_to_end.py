@@ -303,3 +303,23 @@ def test_bad_requests_get_clear_json_errors(
         lambda: any(i["title"] == "after the poison" for i in call("GET", f"{base}/api/accounts/acme/incidents")[1]["incidents"]),
         60, what="incident after the poison message",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["up", "web"])
+def test_a_port_already_in_use_is_one_line_naming_the_setting(command: str, tmp_path: Path) -> None:
+    import socket
+
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        env = {**os.environ, "ITIL_DATA_DIR": str(tmp_path), "ITIL_HTTP_PORT": str(port)}
+        env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+        done = subprocess.run([sys.executable, "-m", "itil.cli", command], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"itil {command}: cannot listen on 127.0.0.1:{port} (Address already in use);"
+        " set ITIL_HTTP_PORT (or ITIL_HTTP_HOST) to a free one"
+    ]
+    assert not (tmp_path / "broker.log").exists()  # nothing was started
