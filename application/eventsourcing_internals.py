@@ -12,6 +12,7 @@ Nothing here imports eventsourcing.postgres (nor psycopg): a SQLite engine never
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -78,8 +79,9 @@ class PostgresInsertHook:
     notification_id`), for `insert_events` to read.
     """
 
+    @abstractmethod
     def insert_rows(self, curs: Any, stored_events: Sequence[StoredEvent]) -> None:
-        raise NotImplementedError
+        """INSERT the transaction's events with `curs`, returning their notification ids on it."""
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         recorder: Any = self  # a PostgresApplicationRecorder
@@ -96,8 +98,9 @@ class SQLiteInsertHook:
     returns what it returns: the events' notification ids (rowids), in order.
     """
 
+    @abstractmethod
     def insert_rows(self, c: Any, stored_events: Sequence[StoredEvent]) -> Sequence[int] | None:
-        raise NotImplementedError
+        """INSERT the transaction's events with `c`; their notification ids (rowids), in order."""
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int] | None:
         return self.insert_rows(c, stored_events)
